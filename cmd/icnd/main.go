@@ -1,0 +1,215 @@
+// Command icnd is the ICN node daemon. It parses flags and the config file,
+// unlocks the identity, and hands over to package node.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/intercooperative/icn/configs"
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/internal/passphrase"
+	"github.com/intercooperative/icn/internal/version"
+	"github.com/intercooperative/icn/node"
+	"github.com/intercooperative/icn/node/config"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type flags struct {
+	config      string
+	dataDir     string
+	logLevel    string
+	logFormat   string
+	checkConfig bool
+	dev         bool
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var f flags
+	cmd := &cobra.Command{
+		Use:   "icnd",
+		Short: "ICN node daemon",
+		Long: "icnd runs an ICN node: a libp2p host on QUIC with a DID identity, a control socket for icnctl,\n" +
+			"health endpoints and Prometheus metrics. The keystore passphrase comes from\n" +
+			passphrase.EnvVar + " (or the legacy " + passphrase.LegacyEnvVar + "), else a terminal prompt.",
+		Version:       version.Version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return daemon(cmd, f, stdout, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "TOML config file (see configs/config.example.toml)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides data_dir; default $XDG_DATA_HOME/icn or ~/.local/share/icn)")
+	fl.StringVar(&f.logLevel, "log-level", "", "debug|info|warn|error (overrides observability.log_level)")
+	fl.StringVar(&f.logFormat, "log-format", "", "text|json (overrides observability.log_format)")
+	fl.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration, print the effective config, and exit")
+	fl.BoolVar(&f.dev, "dev", false, "development mode: built-in dev config, a dev keystore created on first run with a public passphrase")
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.SetVersionTemplate("icnd {{.Version}}\n")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see icnd --help)", err)
+	})
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintf(stderr, "icnd: error: %s\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig applies defaults < file < flags and resolves the data dir.
+func loadConfig(f flags) (config.Config, error) {
+	cfg := config.Default()
+	var err error
+	switch {
+	case f.config != "":
+		if cfg, err = config.Load(f.config); err != nil {
+			return cfg, err
+		}
+	case f.dev:
+		if cfg, err = config.Parse(configs.Dev); err != nil {
+			return cfg, fmt.Errorf("built-in dev config: %w", err)
+		}
+	}
+	if f.logLevel != "" {
+		cfg.Observability.LogLevel = f.logLevel
+	}
+	if f.logFormat != "" {
+		cfg.Observability.LogFormat = f.logFormat
+	}
+	if cfg.DataDir, err = config.ResolveDataDir(f.dataDir, cfg.DataDir); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) && (ce.Key == "observability.log_level" || ce.Key == "observability.log_format") {
+			return cfg, fmt.Errorf("%w (from --%s or the config file)", err, flagName(ce.Key))
+		}
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func flagName(key string) string {
+	if key == "observability.log_format" {
+		return "log-format"
+	}
+	return "log-level"
+}
+
+func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(f)
+	if f.checkConfig {
+		if err != nil {
+			return fmt.Errorf("config is not valid: %w", err)
+		}
+		out, err := cfg.Encode()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "# effective configuration (defaults < config file < flags); valid")
+		_, err = stdout.Write(out)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	log := node.NewLogger(stderr, cfg.Observability.LogLevel, cfg.Observability.LogFormat)
+	// go-libp2p reports some start-up errors through slog's default logger.
+	slog.SetDefault(log)
+
+	if err := config.EnsureDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	id, ks, err := unlock(cfg, f.dev, log)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- n.Run(ctx) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		log.Info("stopping (a second signal exits at once)", "timeout", node.ShutdownTimeout)
+		stop()
+		second := make(chan os.Signal, 1)
+		signal.Notify(second, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(second)
+		select {
+		case err = <-errc:
+		case sig := <-second:
+			log.Warn("second signal: exiting without a clean stop", "signal", sig.String())
+			os.Exit(130)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// unlock opens the keystore. In dev mode a missing keystore is created with
+// the public dev passphrase, and a loud warning is logged.
+func unlock(cfg config.Config, dev bool, log *slog.Logger) (*did.Identity, did.Keystore, error) {
+	ks := did.Open(cfg.DataDir)
+	src := passphrase.FromProcess()
+	if dev {
+		pass, ok := src.FromEnv()
+		if !ok {
+			pass = configs.DevPassphrase
+			log.Warn("DEVELOPMENT MODE: the keystore uses the public dev passphrase; nothing this node holds is secret. Never use --dev in production.",
+				"passphrase", configs.DevPassphrase, "data_dir", cfg.DataDir)
+		}
+		exists, err := ks.Exists()
+		if err != nil {
+			return nil, ks, err
+		}
+		if !exists {
+			id, err := ks.Create(pass, time.Now())
+			if err != nil {
+				return nil, ks, err
+			}
+			log.Warn("DEVELOPMENT MODE: created a dev identity", "did", id.DID, "keystore", ks.Path)
+			return id, ks, nil
+		}
+		id, err := ks.Unlock(pass)
+		return id, ks, err
+	}
+	exists, err := ks.Exists()
+	if err != nil {
+		return nil, ks, err
+	}
+	if !exists {
+		return nil, ks, fmt.Errorf("%w at %s: create one with `icnctl --data-dir %s id init`", did.ErrNoKeystore, ks.Path, cfg.DataDir)
+	}
+	pass, err := src.Get("Keystore passphrase: ", false)
+	if err != nil {
+		return nil, ks, fmt.Errorf("%w (set %s for unattended starts)", err, passphrase.EnvVar)
+	}
+	id, err := ks.Unlock(pass)
+	return id, ks, err
+}

@@ -1,0 +1,276 @@
+// Package did owns ICN decentralized identifiers, binding records and the age-encrypted keystore.
+//
+// An ICN DID has the form "did:icn:z" followed by the base58btc (bitcoin
+// alphabet) encoding of a raw 32-byte Ed25519 public key, with no multicodec
+// prefix; the "z" is the multibase prefix for base58btc. The DID key signs
+// binding records that authorise a libp2p node key (see [Binding]). Freshly
+// generated identities use the DID key as the node key, so the DID converts
+// to a peer ID without any lookup ([DID.PeerID]).
+package did
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"unicode"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mr-tron/base58"
+)
+
+// Prefix is the fixed prefix of every ICN DID: the method "did:icn:" and the
+// multibase prefix "z" (base58btc).
+const Prefix = "did:icn:z"
+
+const (
+	// base58Alphabet is the bitcoin base58 alphabet used by base58btc.
+	base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+	// maxEncodedKeyLen bounds the base58 text we are willing to decode. A
+	// 32-byte key needs at most 44 characters; a little slack lets errors
+	// report the decoded length for near misses.
+	maxEncodedKeyLen = 128
+	// maxEchoLen bounds how much of a rejected input is echoed in errors.
+	maxEchoLen = 80
+)
+
+// DID is an ICN decentralized identifier: an Ed25519 public key. The zero
+// value is the "no DID" value; see [DID.IsZero].
+//
+// DIDs are comparable with ==.
+type DID struct {
+	key [ed25519.PublicKeySize]byte
+}
+
+// Parse parses the textual form of a DID strictly: the input must start with
+// exactly [Prefix], contain no whitespace, decode as base58btc to exactly 32
+// bytes, and those bytes must be the canonical encoding of a point on the
+// Ed25519 curve.
+func Parse(s string) (DID, error) {
+	fail := func(format string, args ...any) (DID, error) {
+		return DID{}, fmt.Errorf("invalid DID %q: %s", echo(s), fmt.Sprintf(format, args...))
+	}
+	if s == "" {
+		return fail("empty")
+	}
+	if strings.IndexFunc(s, unicode.IsSpace) >= 0 {
+		return fail("contains whitespace")
+	}
+	if !strings.HasPrefix(s, Prefix) {
+		return fail("must start with %q", Prefix)
+	}
+	enc := s[len(Prefix):]
+	if enc == "" {
+		return fail("key is missing after %q", Prefix)
+	}
+	for _, r := range enc {
+		if r > 127 || strings.IndexByte(base58Alphabet, byte(r)) < 0 {
+			return fail("not base58: invalid character %q", r)
+		}
+	}
+	if len(enc) > maxEncodedKeyLen {
+		return fail("key is too long (%d base58 characters)", len(enc))
+	}
+	raw, err := base58.Decode(enc)
+	if err != nil {
+		return fail("not base58: %v", err)
+	}
+	if len(raw) != ed25519.PublicKeySize {
+		return fail("key is %d bytes, want %d", len(raw), ed25519.PublicKeySize)
+	}
+	var d DID
+	copy(d.key[:], raw)
+	if !isCanonicalPoint(d.key) {
+		return fail("not a valid Ed25519 public key")
+	}
+	return d, nil
+}
+
+// FromPublicKey returns the DID of an Ed25519 public key. It fails if the key
+// is not 32 bytes or is not a canonically encoded curve point.
+func FromPublicKey(pub ed25519.PublicKey) (DID, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return DID{}, fmt.Errorf("ed25519 public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	var d DID
+	copy(d.key[:], pub)
+	if !isCanonicalPoint(d.key) {
+		return DID{}, errors.New("not a valid Ed25519 public key")
+	}
+	return d, nil
+}
+
+// FromLibp2pKey returns the DID of a libp2p public key, which must be Ed25519.
+func FromLibp2pKey(pub crypto.PubKey) (DID, error) {
+	if pub == nil {
+		return DID{}, errors.New("libp2p public key is nil")
+	}
+	if pub.Type() != crypto.Ed25519 {
+		return DID{}, fmt.Errorf("libp2p key type %s is not Ed25519", pub.Type())
+	}
+	raw, err := pub.Raw()
+	if err != nil {
+		return DID{}, fmt.Errorf("reading libp2p public key: %w", err)
+	}
+	return FromPublicKey(raw)
+}
+
+// FromPeerID returns the DID whose key is embedded in an Ed25519 peer ID
+// (identity multihash). Peer IDs of other key types, and peer IDs that only
+// hash their key, are rejected.
+func FromPeerID(id peer.ID) (DID, error) {
+	if id == "" {
+		return DID{}, errors.New("peer ID is empty")
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return DID{}, fmt.Errorf("peer ID %s does not embed a public key: %w", id, err)
+	}
+	d, err := FromLibp2pKey(pub)
+	if err != nil {
+		return DID{}, fmt.Errorf("peer ID %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// String returns the textual form "did:icn:z...", or "" for the zero DID.
+func (d DID) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return Prefix + base58.Encode(d.key[:])
+}
+
+// IsZero reports whether d is the zero DID (no identifier).
+func (d DID) IsZero() bool {
+	return d == DID{}
+}
+
+// PublicKey returns a copy of the Ed25519 public key, or nil for the zero DID.
+func (d DID) PublicKey() ed25519.PublicKey {
+	if d.IsZero() {
+		return nil
+	}
+	pub := make(ed25519.PublicKey, ed25519.PublicKeySize)
+	copy(pub, d.key[:])
+	return pub
+}
+
+// Libp2pPublicKey returns the key as a libp2p public key, or nil for the
+// zero DID.
+func (d DID) Libp2pPublicKey() crypto.PubKey {
+	if d.IsZero() {
+		return nil
+	}
+	pub, err := crypto.UnmarshalEd25519PublicKey(d.PublicKey())
+	if err != nil { // unreachable: the length is always 32
+		return nil
+	}
+	return pub
+}
+
+// PeerID returns the peer ID derived from the DID key: the node's peer ID
+// before any key rotation. It returns "" for the zero DID.
+func (d DID) PeerID() peer.ID {
+	pub := d.Libp2pPublicKey()
+	if pub == nil {
+		return ""
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil { // unreachable for Ed25519 keys
+		return ""
+	}
+	return id
+}
+
+// Verify reports whether sig is a valid Ed25519 signature of msg by the DID
+// key. It is always false for the zero DID.
+func (d DID) Verify(msg, sig []byte) bool {
+	if d.IsZero() || len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	return ed25519.Verify(d.key[:], msg, sig)
+}
+
+// MarshalText implements encoding.TextMarshaler. The zero DID marshals to
+// empty text so optional JSON fields work.
+func (d DID) MarshalText() ([]byte, error) {
+	return []byte(d.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler using [Parse]. Empty
+// text yields the zero DID.
+func (d *DID) UnmarshalText(text []byte) error {
+	if len(text) == 0 {
+		*d = DID{}
+		return nil
+	}
+	parsed, err := Parse(string(text))
+	if err != nil {
+		return err
+	}
+	*d = parsed
+	return nil
+}
+
+// echo shortens s for inclusion in error messages.
+func echo(s string) string {
+	if len(s) <= maxEchoLen {
+		return s
+	}
+	return s[:maxEchoLen-3] + "..."
+}
+
+// isCanonicalPoint reports whether b is the canonical encoding of a point on
+// the Ed25519 curve -x² + y² = 1 + d·x²·y² over GF(2^255-19), following RFC
+// 8032 section 5.1.3: the little-endian y coordinate (low 255 bits) must be
+// less than p, x² = (y²-1)/(d·y²+1) must be a square, and the sign bit must
+// be clear when x = 0. (This is stricter than filippo.io/edwards25519's
+// SetBytes, which also accepts non-canonical encodings, so that each point
+// has exactly one DID.)
+//
+// Public keys are not secret, so this need not be constant time.
+func isCanonicalPoint(b [ed25519.PublicKeySize]byte) bool {
+	one := big.NewInt(1)
+	p := new(big.Int).Lsh(one, 255)
+	p.Sub(p, big.NewInt(19))
+
+	sign := b[31] >> 7
+	var be [32]byte
+	for i := range b {
+		be[31-i] = b[i]
+	}
+	be[0] &= 0x7f
+	y := new(big.Int).SetBytes(be[:])
+	if y.Cmp(p) >= 0 {
+		return false
+	}
+
+	// d = -121665/121666 mod p.
+	d := new(big.Int).ModInverse(big.NewInt(121666), p)
+	d.Mul(d, big.NewInt(-121665))
+	d.Mod(d, p)
+
+	y2 := new(big.Int).Mul(y, y)
+	y2.Mod(y2, p)
+	u := new(big.Int).Sub(y2, one)
+	u.Mod(u, p)
+	v := new(big.Int).Mul(d, y2)
+	v.Add(v, one)
+	v.Mod(v, p)
+	vInv := new(big.Int).ModInverse(v, p)
+	if vInv == nil { // unreachable: -1/d is not a square mod p
+		return false
+	}
+	x2 := u.Mul(u, vInv)
+	x2.Mod(x2, p)
+	if x2.Sign() == 0 {
+		return sign == 0
+	}
+	// Euler's criterion: x2 is a square iff x2^((p-1)/2) == 1.
+	e := new(big.Int).Sub(p, one)
+	e.Rsh(e, 1)
+	return new(big.Int).Exp(x2, e, p).Cmp(one) == 0
+}

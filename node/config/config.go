@@ -1,0 +1,323 @@
+// Package config owns icnd's configuration: the TOML file format, its
+// defaults, strict decoding, validation, and the data directory rule shared by
+// icnd and icnctl. It has no libp2p host dependency so icnctl can use it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Config is the whole icnd configuration. Field tags are the TOML keys.
+type Config struct {
+	DataDir       string        `toml:"data_dir"`
+	Network       Network       `toml:"network"`
+	Observability Observability `toml:"observability"`
+}
+
+// Network configures the libp2p host.
+type Network struct {
+	// ListenAddr is host:port (UDP, QUIC v1) or a multiaddr such as
+	// /ip4/0.0.0.0/udp/7777/quic-v1.
+	ListenAddr     string   `toml:"listen_addr"`
+	MDNSEnabled    bool     `toml:"mdns_enabled"`
+	BootstrapPeers []string `toml:"bootstrap_peers"`
+	// Connection manager watermarks: above ConnHighWater the node trims
+	// connections down to ConnLowWater, sparing those younger than ConnGracePeriod.
+	ConnLowWater    int      `toml:"conn_low_water"`
+	ConnHighWater   int      `toml:"conn_high_water"`
+	ConnGracePeriod Duration `toml:"conn_grace_period"`
+}
+
+// Observability configures logs, metrics and health.
+type Observability struct {
+	MetricsPort int    `toml:"metrics_port"`
+	HealthPort  int    `toml:"health_port"`
+	HTTPBind    string `toml:"http_bind"`
+	LogLevel    string `toml:"log_level"`
+	LogFormat   string `toml:"log_format"`
+}
+
+// Duration is a time.Duration written in TOML as a string like "30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (want e.g. \"30s\" or \"2m\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults.
+const (
+	DefaultListenAddr      = "0.0.0.0:7777"
+	DefaultMetricsPort     = 9100
+	DefaultHealthPort      = 8080
+	DefaultHTTPBind        = "0.0.0.0"
+	DefaultLogLevel        = "info"
+	DefaultLogFormat       = "text"
+	DefaultConnLowWater    = 100
+	DefaultConnHighWater   = 400
+	DefaultConnGracePeriod = time.Minute
+)
+
+// Default returns the configuration used when no file and no flag says otherwise.
+// DataDir is left empty: ResolveDataDir fills it in.
+func Default() Config {
+	return Config{
+		Network: Network{
+			ListenAddr:      DefaultListenAddr,
+			MDNSEnabled:     true,
+			BootstrapPeers:  []string{},
+			ConnLowWater:    DefaultConnLowWater,
+			ConnHighWater:   DefaultConnHighWater,
+			ConnGracePeriod: Duration{DefaultConnGracePeriod},
+		},
+		Observability: Observability{
+			MetricsPort: DefaultMetricsPort,
+			HealthPort:  DefaultHealthPort,
+			HTTPBind:    DefaultHTTPBind,
+			LogLevel:    DefaultLogLevel,
+			LogFormat:   DefaultLogFormat,
+		},
+	}
+}
+
+// Error is a problem with one configuration key.
+type Error struct {
+	Key    string // dotted key, e.g. "network.listen_addr"
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Key + ": " + e.Reason }
+
+// Parse decodes TOML strictly over the defaults: unknown keys and values of
+// the wrong type are errors naming the key. The result is validated.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			if perr.LastKey != "" {
+				return Config{}, &Error{Key: perr.LastKey, Reason: fmt.Sprintf("line %d: %s", perr.Position.Line, perr.Message)}
+			}
+			return Config{}, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return Config{}, err
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return Config{}, &Error{Key: keys[0], Reason: "unknown key (see configs/config.example.toml for the valid keys)" + others(keys[1:])}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func others(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return "; also unknown: " + strings.Join(keys, ", ")
+}
+
+// Load reads and parses a config file. Errors name the file.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every value and returns the first problem as an *Error.
+func (c Config) Validate() error {
+	if _, err := ListenMultiaddr(c.Network.ListenAddr); err != nil {
+		return &Error{Key: "network.listen_addr", Reason: err.Error()}
+	}
+	for i, p := range c.Network.BootstrapPeers {
+		if err := checkPeerAddr(p); err != nil {
+			return &Error{Key: fmt.Sprintf("network.bootstrap_peers[%d]", i), Reason: err.Error()}
+		}
+	}
+	if c.Network.ConnLowWater < 0 {
+		return &Error{Key: "network.conn_low_water", Reason: "must not be negative"}
+	}
+	if c.Network.ConnHighWater < c.Network.ConnLowWater {
+		return &Error{Key: "network.conn_high_water", Reason: fmt.Sprintf("%d is below conn_low_water (%d)", c.Network.ConnHighWater, c.Network.ConnLowWater)}
+	}
+	if c.Network.ConnGracePeriod.Duration < 0 {
+		return &Error{Key: "network.conn_grace_period", Reason: "must not be negative"}
+	}
+	if err := checkPort(c.Observability.MetricsPort); err != nil {
+		return &Error{Key: "observability.metrics_port", Reason: err.Error()}
+	}
+	if err := checkPort(c.Observability.HealthPort); err != nil {
+		return &Error{Key: "observability.health_port", Reason: err.Error()}
+	}
+	if c.Observability.MetricsPort != 0 && c.Observability.MetricsPort == c.Observability.HealthPort {
+		return &Error{Key: "observability.health_port", Reason: fmt.Sprintf("%d is also metrics_port; give each listener its own port", c.Observability.HealthPort)}
+	}
+	if net.ParseIP(c.Observability.HTTPBind) == nil {
+		return &Error{Key: "observability.http_bind", Reason: fmt.Sprintf("%q is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)", c.Observability.HTTPBind)}
+	}
+	if _, err := ParseLogLevel(c.Observability.LogLevel); err != nil {
+		return &Error{Key: "observability.log_level", Reason: err.Error()}
+	}
+	switch c.Observability.LogFormat {
+	case "text", "json":
+	default:
+		return &Error{Key: "observability.log_format", Reason: fmt.Sprintf("%q is not one of text, json", c.Observability.LogFormat)}
+	}
+	return nil
+}
+
+func checkPort(p int) error {
+	if p < 0 || p > 65535 {
+		return fmt.Errorf("%d is not a port (0 turns the listener off, else 1-65535)", p)
+	}
+	return nil
+}
+
+func checkPeerAddr(s string) error {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a multiaddr: %v", s, err)
+	}
+	if _, err := m.ValueForProtocol(ma.P_P2P); err != nil {
+		return fmt.Errorf("%q has no /p2p/<peer id> part", s)
+	}
+	return nil
+}
+
+// ParseLogLevel accepts debug, info, warn and error.
+func ParseLogLevel(s string) (Level, error) {
+	switch s {
+	case "debug", "info", "warn", "error":
+		return Level(s), nil
+	}
+	return "", fmt.Errorf("%q is not one of debug, info, warn, error", s)
+}
+
+// Level is a validated log level name.
+type Level string
+
+// ListenMultiaddr turns listen_addr (host:port or a multiaddr) into a QUIC v1
+// multiaddr. host:port means UDP; the host must be an IP address.
+func ListenMultiaddr(s string) (ma.Multiaddr, error) {
+	if s == "" {
+		return nil, errors.New("empty; want host:port such as 0.0.0.0:7777, or a multiaddr")
+	}
+	if strings.HasPrefix(s, "/") {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a multiaddr: %v", s, err)
+		}
+		if _, err := m.ValueForProtocol(ma.P_QUIC_V1); err != nil {
+			return nil, fmt.Errorf("%q is not a QUIC v1 address; want e.g. /ip4/0.0.0.0/udp/7777/quic-v1", s)
+		}
+		return m, nil
+	}
+	return HostPortMultiaddr(s)
+}
+
+// HostPortMultiaddr converts "1.2.3.4:7777" or "[::1]:7777" into
+// /ip4/1.2.3.4/udp/7777/quic-v1. A DNS name becomes /dns/<name>/... so it can
+// be dialled, though it cannot be listened on.
+func HostPortMultiaddr(s string) (ma.Multiaddr, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not host:port (e.g. 0.0.0.0:7777) or a multiaddr: %v", s, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, portStr)
+	}
+	var proto string
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		if host == "" {
+			return nil, fmt.Errorf("%q: missing host; use 0.0.0.0 for every interface", s)
+		}
+		proto = "dns"
+	case ip.To4() != nil:
+		proto, host = "ip4", ip.To4().String()
+	default:
+		proto = "ip6"
+	}
+	return ma.NewMultiaddr(fmt.Sprintf("/%s/%s/udp/%d/quic-v1", proto, host, port))
+}
+
+// ResolveDataDir applies the rule both binaries share: the --data-dir flag,
+// else data_dir from the config file, else $XDG_DATA_HOME/icn, else
+// ~/.local/share/icn.
+func ResolveDataDir(flag, fromConfig string) (string, error) {
+	switch {
+	case flag != "":
+		return filepath.Abs(flag)
+	case fromConfig != "":
+		return filepath.Abs(fromConfig)
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "icn"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --data-dir given and no home directory to default to: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "icn"), nil
+}
+
+// EnsureDataDir creates dir with mode 0700 if missing and checks that it is
+// writable. Errors name the path.
+func EnsureDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		var perr *os.PathError
+		if errors.As(err, &perr) {
+			err = perr.Err
+		}
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// Encode writes the config as TOML (used by --check-config).
+func (c Config) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,238 @@
+// Package controlapi owns the wire contract of icnd's control socket
+// ({data_dir}/icnd.sock): versioned HTTP+JSON routes under /v0, their request
+// and response types, the JSON error shape, and a typed client used by icnctl.
+// It imports nothing from libp2p so the CLI stays small.
+package controlapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// SocketName is the control socket's file name inside the data dir.
+const SocketName = "icnd.sock"
+
+// SocketPath returns the control socket path for a data dir.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
+
+// Routes.
+const (
+	RouteStatus     = "/v0/status"
+	RouteIdentity   = "/v0/id"
+	RouteRotate     = "/v0/id/rotate"
+	RoutePeers      = "/v0/network/peers"
+	RouteDial       = "/v0/network/dial"
+	RouteDisconnect = "/v0/network/disconnect"
+)
+
+// Status is GET /v0/status.
+type Status struct {
+	DID           string   `json:"did"`
+	PeerID        string   `json:"peer_id"`
+	ListenAddrs   []string `json:"listen_addrs"`
+	Peers         int      `json:"peers"`
+	Version       string   `json:"version"`
+	UptimeSeconds float64  `json:"uptime_seconds"`
+	Ready         bool     `json:"ready"`
+	DataDir       string   `json:"data_dir"`
+	BindingSeq    uint64   `json:"binding_seq"`
+}
+
+// Identity is GET /v0/id and the answer to POST /v0/id/rotate.
+type Identity struct {
+	DID        string `json:"did"`
+	PeerID     string `json:"peer_id"`
+	BindingSeq uint64 `json:"binding_seq"`
+}
+
+// Peer is one entry of GET /v0/network/peers and the answer to a dial.
+type Peer struct {
+	PeerID    string   `json:"peer_id"`
+	DID       string   `json:"did"`
+	Addrs     []string `json:"addrs"`
+	LatencyMS float64  `json:"latency_ms"`
+	Direction string   `json:"direction"` // inbound | outbound
+}
+
+// DialRequest is POST /v0/network/dial. Addr is a multiaddr or host:port;
+// DID, when set, is the identity the peer at Addr must prove.
+type DialRequest struct {
+	Addr string `json:"addr,omitempty"`
+	DID  string `json:"did,omitempty"`
+}
+
+// DisconnectRequest is POST /v0/network/disconnect; Peer is a peer ID or a DID.
+type DisconnectRequest struct {
+	Peer string `json:"peer"`
+}
+
+// DisconnectResponse says which peers were disconnected.
+type DisconnectResponse struct {
+	Disconnected []string `json:"disconnected"`
+}
+
+// RotateRequest is POST /v0/id/rotate. The passphrase proves the caller may
+// rewrite the keystore; it travels only over the 0600 socket.
+type RotateRequest struct {
+	Passphrase string `json:"passphrase"`
+}
+
+// Error is the JSON body of every non-2xx answer.
+type Error struct {
+	Status  int    `json:"-"`
+	Message string `json:"error"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// ErrDaemonNotRunning means nothing answers on the control socket.
+var ErrDaemonNotRunning = errors.New("icnd is not running")
+
+// NotRunningError names the socket that nobody answered on.
+type NotRunningError struct {
+	Socket string
+	Err    error
+}
+
+func (e *NotRunningError) Error() string {
+	return fmt.Sprintf("icnd is not running (no answer on %s)", e.Socket)
+}
+
+// Unwrap lets errors.Is(err, ErrDaemonNotRunning) work.
+func (e *NotRunningError) Unwrap() []error { return []error{ErrDaemonNotRunning, e.Err} }
+
+// Client talks to icnd over its control socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		DisableKeepAlives: true,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Socket returns the socket path.
+func (c *Client) Socket() string { return c.socket }
+
+// Status fetches the daemon's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, RouteStatus, nil, &s)
+}
+
+// Identity fetches the daemon's DID and current peer ID.
+func (c *Client) Identity(ctx context.Context) (Identity, error) {
+	var id Identity
+	return id, c.do(ctx, http.MethodGet, RouteIdentity, nil, &id)
+}
+
+// Rotate asks the daemon to rotate its node key and re-key its host.
+func (c *Client) Rotate(ctx context.Context, passphrase string) (Identity, error) {
+	var id Identity
+	return id, c.do(ctx, http.MethodPost, RouteRotate, RotateRequest{Passphrase: passphrase}, &id)
+}
+
+// Peers lists connected peers.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var ps []Peer
+	return ps, c.do(ctx, http.MethodGet, RoutePeers, nil, &ps)
+}
+
+// Dial connects to a peer.
+func (c *Client) Dial(ctx context.Context, req DialRequest) (Peer, error) {
+	var p Peer
+	return p, c.do(ctx, http.MethodPost, RouteDial, req, &p)
+}
+
+// Disconnect closes every connection to a peer ID or to the peers bound to a DID.
+func (c *Client) Disconnect(ctx context.Context, peer string) (DisconnectResponse, error) {
+	var r DisconnectResponse
+	return r, c.do(ctx, http.MethodPost, RouteDisconnect, DisconnectRequest{Peer: peer}, &r)
+}
+
+func (c *Client) do(ctx context.Context, method, route string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://icnd"+route, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNotRunning(err) {
+			return &NotRunningError{Socket: c.socket, Err: err}
+		}
+		return fmt.Errorf("control socket %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("control socket %s: reading answer: %w", c.socket, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("icnd answered %s", resp.Status)
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("control socket %s: bad answer for %s: %w", c.socket, route, err)
+	}
+	return nil
+}
+
+func isNotRunning(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// WriteJSON writes v with the status code; servers use it for every answer.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// WriteError writes an Error as JSON.
+func WriteError(w http.ResponseWriter, e *Error) {
+	status := e.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	WriteJSON(w, status, e)
+}
+
+// DefaultTimeout bounds one control call that does no network work.
+const DefaultTimeout = 10 * time.Second

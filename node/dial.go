@@ -1,0 +1,194 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/sec"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/node/config"
+	"github.com/intercooperative/icn/node/controlapi"
+)
+
+// DialTimeout bounds one dial request.
+const DialTimeout = 15 * time.Second
+
+// Dial connects to a peer. With only Addr, Addr must be a multiaddr ending in
+// /p2p/<peer id>. With a DID, the peer at Addr must prove that DID with a
+// binding record: the node tries the newest peer ID it knows for the DID,
+// then the DID-derived one, and if the peer at Addr turns out to have another
+// key (it rotated), it connects to that key and accepts it only if its
+// binding is signed by the DID.
+func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi.Peer, error) {
+	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	st := n.current()
+	if req.Addr == "" && req.DID == "" {
+		return controlapi.Peer{}, badRequest("nothing to dial", "give a multiaddr, or a DID and an address")
+	}
+	var want did.DID
+	if req.DID != "" {
+		d, err := did.Parse(req.DID)
+		if err != nil {
+			return controlapi.Peer{}, badRequest(err.Error(), "a DID looks like did:icn:z…; `icnctl id show` prints a node's DID")
+		}
+		want = d
+	}
+	if req.Addr == "" {
+		return controlapi.Peer{}, badRequest(fmt.Sprintf("no address given for %s, and this node cannot look DIDs up yet", want),
+			"give the peer's address too: icnctl network dial DID HOST:PORT")
+	}
+	addr, pid, err := parseDialAddr(req.Addr)
+	if err != nil {
+		return controlapi.Peer{}, badRequest(err.Error(), "an address is host:port (192.168.1.10:7777) or a multiaddr (/ip4/192.168.1.10/udp/7777/quic-v1/p2p/12D3Koo…)")
+	}
+	if want.IsZero() {
+		if pid == "" {
+			return controlapi.Peer{}, badRequest(fmt.Sprintf("%s does not say which peer to expect (no /p2p/<peer id>)", req.Addr),
+				"append /p2p/<peer id>, or dial by DID: icnctl network dial DID ADDR")
+		}
+		if err := n.connect(ctx, st, pid, addr); err != nil {
+			return controlapi.Peer{}, err
+		}
+		if _, err := st.idsvc.Fetch(ctx, pid); err != nil {
+			n.log.Info("connected peer did not identify", "peer", pid, "err", err)
+		}
+		return n.peerInfo(st, pid), nil
+	}
+
+	candidates := n.candidatePeers(want, pid)
+	var lastErr error
+	for _, cand := range candidates {
+		err := n.connect(ctx, st, cand, addr)
+		if err == nil {
+			return n.proveDID(ctx, st, cand, want, req.Addr)
+		}
+		lastErr = err
+		if actual, ok := mismatchedPeer(err); ok {
+			// The peer at addr has another key: maybe it rotated. Connect to
+			// that key and let its binding record decide.
+			if err := n.connect(ctx, st, actual, addr); err != nil {
+				return controlapi.Peer{}, err
+			}
+			return n.proveDID(ctx, st, actual, want, req.Addr)
+		}
+	}
+	return controlapi.Peer{}, lastErr
+}
+
+// candidatePeers lists the peer IDs to try for a DID, best first.
+func (n *Node) candidatePeers(want did.DID, fromAddr peer.ID) []peer.ID {
+	var out []peer.ID
+	add := func(p peer.ID) {
+		for _, q := range out {
+			if q == p {
+				return
+			}
+		}
+		out = append(out, p)
+	}
+	if fromAddr != "" {
+		add(fromAddr)
+	}
+	if bd, ok := n.book.ByDID(want); ok {
+		add(bd.PeerID)
+	}
+	add(want.PeerID())
+	return out
+}
+
+// proveDID checks that the connected peer p presents a binding for want;
+// otherwise it disconnects.
+func (n *Node) proveDID(ctx context.Context, st *netStack, p peer.ID, want did.DID, addr string) (controlapi.Peer, error) {
+	bd, err := st.idsvc.Fetch(ctx, p)
+	if err != nil {
+		_ = st.h.Network().ClosePeer(p)
+		return controlapi.Peer{}, &controlapi.Error{Status: http.StatusBadGateway,
+			Message: fmt.Sprintf("the peer at %s (%s) did not prove %s: %v", addr, p, want, err)}
+	}
+	if bd.DID != want {
+		_ = st.h.Network().ClosePeer(p)
+		return controlapi.Peer{}, &controlapi.Error{Status: http.StatusConflict,
+			Message: fmt.Sprintf("the peer at %s is %s, not %s", addr, bd.DID, want),
+			Hint:    "check the DID and the address; `icnctl id show` on the other host prints its DID"}
+	}
+	return n.peerInfo(st, p), nil
+}
+
+func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Multiaddr) error {
+	if p == st.h.ID() {
+		return badRequest("that is this node itself", "dial another node's address")
+	}
+	if st.h.Network().Connectedness(p) != network.Connected {
+		// An explicit dial means "this address, now": forget addresses from
+		// earlier attempts and any dial backoff they left.
+		st.h.Peerstore().ClearAddrs(p)
+		if sw, ok := st.h.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(p)
+		}
+	}
+	if err := st.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{addr}}); err != nil {
+		if _, ok := mismatchedPeer(err); ok {
+			return err
+		}
+		return &controlapi.Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("dial %s at %s: %v", p, addr, err),
+			Hint: "check that icnd runs there, that UDP to that port is open, and the address (`icnctl status` on that host prints it)"}
+	}
+	return nil
+}
+
+var mismatchRE = regexp.MustCompile(`remote key matches (12D3Koo[1-9A-HJ-NP-Za-km-z]+|Qm[1-9A-HJ-NP-Za-km-z]+)`)
+
+// mismatchedPeer extracts the peer ID that actually answered when a dial
+// expected another. QUIC carries the TLS error as text, so the typed
+// sec.ErrPeerIDMismatch is tried first and the message second.
+func mismatchedPeer(err error) (peer.ID, bool) {
+	var m sec.ErrPeerIDMismatch
+	if errors.As(err, &m) {
+		return m.Actual, true
+	}
+	var mp *sec.ErrPeerIDMismatch
+	if errors.As(err, &mp) {
+		return mp.Actual, true
+	}
+	if sm := mismatchRE.FindStringSubmatch(err.Error()); sm != nil {
+		if p, perr := peer.Decode(sm[1]); perr == nil {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// parseDialAddr accepts host:port or a multiaddr, optionally ending in /p2p/ID.
+func parseDialAddr(s string) (ma.Multiaddr, peer.ID, error) {
+	if !strings.HasPrefix(s, "/") {
+		m, err := config.HostPortMultiaddr(s)
+		return m, "", err
+	}
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, "", fmt.Errorf("%q is not a multiaddr: %v", s, err)
+	}
+	transport, last := ma.SplitLast(m)
+	if last != nil && last.Protocol().Code == ma.P_P2P {
+		pid, err := peer.Decode(last.Value())
+		if err != nil {
+			return nil, "", fmt.Errorf("%q: bad peer ID: %v", s, err)
+		}
+		if transport == nil {
+			return nil, "", fmt.Errorf("%q has a peer ID but no address", s)
+		}
+		return transport, pid, nil
+	}
+	return m, "", nil
+}

@@ -1,0 +1,364 @@
+// Package node is icnd's composition root. It builds the libp2p host (QUIC,
+// resource manager, connection manager) from the unlocked identity, wires
+// every protocol service by hand, and serves the control socket, the health
+// endpoints and the Prometheus metrics. New binds every listener, so a port in
+// use or an unwritable data dir is an error before anything runs; Run serves
+// until its context ends and then stops every part within ShutdownTimeout.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/internal/version"
+	"github.com/intercooperative/icn/node/config"
+	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/protocols/identity"
+)
+
+// ShutdownTimeout bounds a graceful stop.
+const ShutdownTimeout = 10 * time.Second
+
+// Options are what New needs besides the config.
+type Options struct {
+	// Config must have DataDir resolved (config.ResolveDataDir).
+	Config config.Config
+	// Identity is the unlocked keystore.
+	Identity *did.Identity
+	// Keystore is where Identity came from; rotation rewrites it.
+	Keystore did.Keystore
+	// Logger receives every log line; nil means slog.Default().
+	Logger *slog.Logger
+	// Registry receives every metric. Nil means a new registry with the Go
+	// runtime and process collectors.
+	Registry *prometheus.Registry
+}
+
+// Node is a running ICN node.
+type Node struct {
+	cfg      config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	ks       did.Keystore
+	deps     stackDeps
+	book     *identity.Book
+	stack    atomic.Pointer[netStack]
+	rotateCh chan rotateRequest
+	started  time.Time
+	ready    atomic.Bool
+
+	controlLn net.Listener
+	healthLn  net.Listener
+	metricsLn net.Listener
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type rotateRequest struct {
+	id   *did.Identity
+	done chan error
+}
+
+// New binds every listener and builds the libp2p host. On error nothing is
+// left open.
+func New(opts Options) (_ *Node, err error) {
+	cfg := opts.Config
+	if cfg.DataDir == "" {
+		return nil, errors.New("node: Config.DataDir is empty")
+	}
+	if opts.Identity == nil {
+		return nil, errors.New("node: no identity")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if err := config.EnsureDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      log,
+		reg:      reg,
+		ks:       opts.Keystore,
+		book:     identity.NewBook(),
+		rotateCh: make(chan rotateRequest),
+		started:  time.Now(),
+	}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	metrics, err := newNetMetrics(reg, n.activeConnections)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics}
+
+	if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
+		return nil, err
+	}
+	obs := cfg.Observability
+	if n.healthLn, err = listenTCP("observability.health_port", obs.HTTPBind, obs.HealthPort); err != nil {
+		return nil, err
+	}
+	if n.metricsLn, err = listenTCP("observability.metrics_port", obs.HTTPBind, obs.MetricsPort); err != nil {
+		return nil, err
+	}
+	st, err := newStack(n.deps, opts.Identity)
+	if err != nil {
+		return nil, err
+	}
+	n.stack.Store(st)
+	n.book.Put(opts.Identity.Binding)
+	return n, nil
+}
+
+func listenTCP(key, bind string, port int) (net.Listener, error) {
+	if port == 0 {
+		return nil, nil
+	}
+	addr := net.JoinHostPort(bind, fmt.Sprint(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", key, addr, err)
+	}
+	return ln, nil
+}
+
+// listenControlSocket binds the 0600 control socket, replacing a stale one
+// left by a crash but refusing to steal one that a live daemon answers on.
+func listenControlSocket(path string) (net.Listener, error) {
+	if _, err := os.Lstat(path); err == nil {
+		c, derr := net.DialTimeout("unix", path, time.Second)
+		if derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("another icnd is already running on this data dir (it answers on %s)", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale control socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	// The data dir is 0700, so nobody else can reach the socket in the
+	// instant before this chmod.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func (n *Node) current() *netStack { return n.stack.Load() }
+
+func (n *Node) activeConnections() float64 {
+	st := n.current()
+	if st == nil {
+		return 0
+	}
+	return float64(len(st.h.Network().Conns()))
+}
+
+// Ready reports whether every part is up.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// Run serves until ctx ends, then stops every part. A part still running
+// ShutdownTimeout after ctx ended is named in the error.
+func (n *Node) Run(ctx context.Context) error {
+	parts := newPartTracker()
+	g, gctx := errgroup.WithContext(ctx)
+	servers := []*http.Server{}
+	serve := func(name string, ln net.Listener, h http.Handler) {
+		if ln == nil {
+			return
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+		servers = append(servers, srv)
+		parts.add(name)
+		g.Go(func() error {
+			defer parts.done(name)
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s server: %w", name, err)
+			}
+			return nil
+		})
+	}
+	serve("control socket", n.controlLn, n.controlHandler())
+	serve("health", n.healthLn, n.healthHandler())
+	serve("metrics", n.metricsLn, n.metricsHandler())
+	parts.add("network")
+	g.Go(func() error {
+		defer parts.done("network")
+		return n.superviseNetwork(gctx)
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		n.ready.Store(false)
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		for _, srv := range servers {
+			_ = srv.Shutdown(sctx)
+		}
+		return nil
+	})
+	n.ready.Store(true)
+	st := n.current()
+	n.log.Info("icnd ready", "did", st.id.DID, "peer_id", st.h.ID(), "listen", multiaddrStrings(st.h.Addrs()),
+		"control", controlapi.SocketPath(n.cfg.DataDir), "health", addrOf(n.healthLn), "metrics", addrOf(n.metricsLn))
+
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		case <-time.After(ShutdownTimeout):
+			return fmt.Errorf("shutdown took longer than %s; still running: %s", ShutdownTimeout, strings.Join(parts.running(), ", "))
+		}
+	}
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
+}
+
+// superviseNetwork runs the current network stack and swaps it for a new one
+// when the node key rotates.
+func (n *Node) superviseNetwork(ctx context.Context) error {
+	for {
+		st := n.current()
+		sctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- st.run(sctx) }()
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-errc
+			return nil
+		case err := <-errc:
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("network: %w", err)
+		case req := <-n.rotateCh:
+			cancel()
+			<-errc
+			req.done <- n.rekey(ctx, st, req.id)
+		}
+	}
+}
+
+// rekey replaces the host with one keyed by id.NodeKey on the same listen
+// address and reconnects to the peers the old host had.
+func (n *Node) rekey(ctx context.Context, old *netStack, id *did.Identity) error {
+	peers := old.connectedPeers()
+	if err := old.close(); err != nil {
+		n.log.Warn("closing the old host after key rotation", "err", err)
+	}
+	var st *netStack
+	var err error
+	// The old socket may take a moment to be released by the kernel.
+	for attempt := 0; attempt < 20; attempt++ {
+		if st, err = newStack(n.deps, id); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("restart host with the rotated key: %w", err)
+	}
+	n.stack.Store(st)
+	n.book.Put(id.Binding)
+	n.log.Info("node key rotated; host re-keyed", "did", id.DID, "peer_id", st.h.ID(), "seq", id.Binding.Seq, "reconnecting", len(peers))
+	st.redial(ctx, peers, 10*time.Second, n.log)
+	return nil
+}
+
+// Close stops the host and every listener. It is idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.ready.Store(false)
+		var errs []error
+		for _, ln := range []net.Listener{n.controlLn, n.healthLn, n.metricsLn} {
+			if ln != nil {
+				if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if st := n.current(); st != nil {
+			errs = append(errs, st.close())
+		}
+		if n.controlLn != nil {
+			_ = os.Remove(controlapi.SocketPath(n.cfg.DataDir))
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// partTracker names the parts still running during shutdown.
+type partTracker struct {
+	mu   sync.Mutex
+	live map[string]bool
+}
+
+func newPartTracker() *partTracker { return &partTracker{live: map[string]bool{}} }
+
+func (p *partTracker) add(name string)  { p.mu.Lock(); p.live[name] = true; p.mu.Unlock() }
+func (p *partTracker) done(name string) { p.mu.Lock(); delete(p.live, name); p.mu.Unlock() }
+func (p *partTracker) running() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.live))
+	for k := range p.live {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Version is the running build's version.
+func Version() string { return version.Version }
