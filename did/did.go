@@ -10,6 +10,7 @@ package did
 
 import (
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -47,7 +48,7 @@ type DID struct {
 // Parse parses the textual form of a DID strictly: the input must start with
 // exactly [Prefix], contain no whitespace, decode as base58btc to exactly 32
 // bytes, and those bytes must be the canonical encoding of a point on the
-// Ed25519 curve.
+// Ed25519 curve that is not one of the eight low-order points.
 func Parse(s string) (DID, error) {
 	fail := func(format string, args ...any) (DID, error) {
 		return DID{}, fmt.Errorf("invalid DID %q: %s", echo(s), fmt.Sprintf(format, args...))
@@ -82,22 +83,23 @@ func Parse(s string) (DID, error) {
 	}
 	var d DID
 	copy(d.key[:], raw)
-	if !isCanonicalPoint(d.key) {
-		return fail("not a valid Ed25519 public key")
+	if err := checkKey(d.key); err != nil {
+		return fail("%v", err)
 	}
 	return d, nil
 }
 
 // FromPublicKey returns the DID of an Ed25519 public key. It fails if the key
-// is not 32 bytes or is not a canonically encoded curve point.
+// is not 32 bytes, not a canonically encoded curve point, or a low-order
+// point.
 func FromPublicKey(pub ed25519.PublicKey) (DID, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return DID{}, fmt.Errorf("ed25519 public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
 	var d DID
 	copy(d.key[:], pub)
-	if !isCanonicalPoint(d.key) {
-		return DID{}, errors.New("not a valid Ed25519 public key")
+	if err := checkKey(d.key); err != nil {
+		return DID{}, err
 	}
 	return d, nil
 }
@@ -221,6 +223,38 @@ func echo(s string) string {
 		return s
 	}
 	return s[:maxEchoLen-3] + "..."
+}
+
+// checkKey rejects byte strings that are not usable Ed25519 public keys:
+// non-points, non-canonical encodings and the eight low-order points (which
+// no real key pair produces, and one of which is the all-zero encoding that
+// would collide with the zero DID).
+func checkKey(key [ed25519.PublicKeySize]byte) error {
+	if !isCanonicalPoint(key) {
+		return errors.New("not a valid Ed25519 public key")
+	}
+	if isLowOrder(key) {
+		return errors.New("not a valid Ed25519 public key (low-order point)")
+	}
+	return nil
+}
+
+// isLowOrder reports whether b is the canonical encoding of one of the eight
+// points of order dividing 8 (checked against filippo.io/edwards25519's
+// MultByCofactor). The curve group is Z/8 x Z/l, so the list is complete.
+func isLowOrder(b [ed25519.PublicKeySize]byte) bool {
+	switch hex.EncodeToString(b[:]) {
+	case "0100000000000000000000000000000000000000000000000000000000000000", // identity
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // order 2
+		"0000000000000000000000000000000000000000000000000000000000000000", // order 4
+		"0000000000000000000000000000000000000000000000000000000000000080", // order 4
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", // order 8
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa", // order 8
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", // order 8
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85": // order 8
+		return true
+	}
+	return false
 }
 
 // isCanonicalPoint reports whether b is the canonical encoding of a point on

@@ -62,6 +62,8 @@ func TestParseErrors(t *testing.T) {
 	negZeroX := make([]byte, 32) // y = 1 (x = 0) with the sign bit set
 	negZeroX[0] = 1
 	negZeroX[31] = 0x80
+	identity := make([]byte, 32) // y = 1: the neutral element
+	identity[0] = 1
 
 	tests := []struct {
 		name, in, want string
@@ -87,6 +89,8 @@ func TestParseErrors(t *testing.T) {
 		{"not a point", encodeDID(nonPoint()), "not a valid Ed25519 public key"},
 		{"non-canonical y", encodeDID(yEqualsP), "not a valid Ed25519 public key"},
 		{"negative zero x", encodeDID(negZeroX), "not a valid Ed25519 public key"},
+		{"all zero (low order)", encodeDID(make([]byte, 32)), "low-order point"},
+		{"identity (low order)", encodeDID(identity), "low-order point"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,6 +119,7 @@ func TestFromPublicKeyErrors(t *testing.T) {
 		{"short", pub[:31]},
 		{"long", append(append(ed25519.PublicKey{}, pub...), 0)},
 		{"not a point", nonPoint()},
+		{"all zero", make(ed25519.PublicKey, 32)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,5 +267,6 @@ func TestIsCanonicalPointKnownValues(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		pub, _ := newTestKey(t)
 		require.True(t, isCanonicalPoint([32]byte(pub)))
+		require.False(t, isLowOrder([32]byte(pub)))
 	}
 }

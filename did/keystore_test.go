@@ -311,8 +311,8 @@ func TestDecodeBundleValidation(t *testing.T) {
 			r[0], r[1] = r[1], r[0]
 		}, "rotation 0 has seq 2"},
 		{"rotation of other did", func(m map[string]any) {
-			m["rotations"] = append(m["rotations"].([]any), otherMap["binding"])
-		}, "rotation 2 is for"},
+			m["rotations"].([]any)[0] = otherMap["binding"] // also seq 1
+		}, "rotation 0 is for"},
 		{"rotation tampered", func(m map[string]any) {
 			m["rotations"].([]any)[0].(map[string]any)["created_at"] = 1
 		}, "rotation 0"},
