@@ -17,6 +17,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/internal/version"
@@ -80,9 +81,42 @@ func newStack(deps stackDeps, id *did.Identity) (*netStack, error) {
 	return st, nil
 }
 
-// run serves the stack's protocols until ctx ends.
-func (st *netStack) run(ctx context.Context) error {
-	return st.idsvc.Run(ctx)
+// run serves the stack's protocols until ctx ends, and dials the bootstrap
+// peers once at start.
+func (st *netStack) run(ctx context.Context, bootstrap []string, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return st.idsvc.Run(ctx) })
+	g.Go(func() error {
+		st.dialBootstrap(ctx, bootstrap, log)
+		return nil
+	})
+	return g.Wait()
+}
+
+// dialBootstrap connects to each configured bootstrap peer once.
+// TODO(issue 3): re-dial with backoff whenever the routing table runs empty.
+func (st *netStack) dialBootstrap(ctx context.Context, addrs []string, log *slog.Logger) {
+	var peers []peer.AddrInfo
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			// config.Validate already checked these.
+			log.Warn("skipping a bootstrap peer", "addr", s, "err", err)
+			continue
+		}
+		peers = append(peers, *ai)
+	}
+	if len(peers) == 0 {
+		return
+	}
+	st.redial(ctx, peers, 30*time.Second, log)
+	connected := 0
+	for _, ai := range peers {
+		if st.h.Network().Connectedness(ai.ID) == network.Connected {
+			connected++
+		}
+	}
+	log.Info("bootstrap done", "connected", connected, "of", len(peers))
 }
 
 func (st *netStack) close() error {
@@ -106,7 +140,8 @@ func (st *netStack) connectedPeers() []peer.AddrInfo {
 	return out
 }
 
-// redial connects to each peer concurrently, bounded by timeout.
+// redial connects to each peer concurrently and fetches its binding,
+// bounded by timeout.
 func (st *netStack) redial(ctx context.Context, peers []peer.AddrInfo, timeout time.Duration, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -120,7 +155,7 @@ func (st *netStack) redial(ctx context.Context, peers []peer.AddrInfo, timeout t
 			defer wg.Done()
 			st.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 			if err := st.h.Connect(ctx, ai); err != nil {
-				log.Info("could not reconnect to peer after key rotation", "peer", ai.ID, "err", err)
+				log.Info("could not connect to peer", "peer", ai.ID, "err", err)
 				return
 			}
 			if _, err := st.idsvc.Fetch(ctx, ai.ID); err != nil {

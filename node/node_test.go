@@ -156,3 +156,13 @@ func counter(t *testing.T, n *harness.Node, name string) float64 {
 	t.Fatalf("metric %s not registered", name)
 	return 0
 }
+
+func TestBootstrapPeersDialledAtStart(t *testing.T) {
+	seed := harness.Start(t, 1)[0]
+	addr := seed.Multiaddr()
+	joiner := harness.Start(t, 1, func(_ int, cfg *config.Config) {
+		cfg.Network.BootstrapPeers = []string{addr}
+	})[0]
+	harness.WaitPeer(t, joiner, seed)
+	harness.WaitPeer(t, seed, joiner)
+}

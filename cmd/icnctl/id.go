@@ -39,7 +39,7 @@ func (a *app) printID(info idInfo, lead string) error {
 }
 
 func (a *app) idCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "id", Short: "Manage this node's identity keystore (identity.age)"}
+	cmd := group("id", "Manage this node's identity keystore (identity.age)")
 	cmd.AddCommand(a.idInitCmd(), a.idShowCmd(), a.idExportCmd(), a.idImportCmd(), a.idRotateCmd())
 	return cmd
 }

@@ -71,6 +71,23 @@ func (a *app) rootCmd() *cobra.Command {
 	return root
 }
 
+// group returns a command that only holds subcommands: run bare it prints
+// help, and an unknown subcommand is an error.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return withHint(fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()),
+					fmt.Sprintf("see `%s --help`", cmd.CommandPath()))
+			}
+			return cmd.Help()
+		},
+	}
+}
+
 // dataDir applies the shared data dir rule.
 func (a *app) dataDir() (string, error) {
 	var fromConfig string

@@ -48,7 +48,7 @@ func (a *app) statusCmd() *cobra.Command {
 }
 
 func (a *app) networkCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "network", Short: "Peers and connections"}
+	cmd := group("network", "Peers and connections")
 	cmd.AddCommand(a.peersCmd(), a.dialCmd(), a.disconnectCmd())
 	return cmd
 }

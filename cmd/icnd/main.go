@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
 
 	"github.com/intercooperative/icn/configs"
@@ -131,8 +132,12 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := node.NewLogger(stderr, cfg.Observability.LogLevel, cfg.Observability.LogFormat)
-	// go-libp2p reports some start-up errors through slog's default logger.
+	// go-libp2p reports some start-up errors through slog's default logger,
+	// and logs through gologshim otherwise: send both to our handler.
 	slog.SetDefault(log)
+	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
+		gologshim.SetDefaultHandler(node.Libp2pHandler(log.Handler()))
+	}
 
 	if err := config.EnsureDataDir(cfg.DataDir); err != nil {
 		return err

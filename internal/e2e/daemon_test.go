@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,11 @@ func TestTwoDaemonsDialStatusHealthMetrics(t *testing.T) {
 	cfgB, pb := writeConfig(t, dirB, "127.0.0.1:0", "")
 	a := startDaemon(t, dirA, cfgA, pa)
 	b := startDaemon(t, dirB, cfgB, pb)
+
+	// The control socket is private to the daemon's user.
+	fi, err := os.Stat(filepath.Join(dirA, "icnd.sock"))
+	require.NoError(t, err)
+	require.Equal(t, os.ModeSocket|0o600, fi.Mode()&(os.ModeSocket|os.ModePerm))
 
 	// status --json carries the contract's fields.
 	sa, sb := status(t, dirA), status(t, dirB)

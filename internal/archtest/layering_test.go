@@ -1,0 +1,48 @@
+// Package archtest checks the import rules of docs/architecture.md: the pure
+// packages (did, ledger) import neither protocols nor node, protocols import
+// no node, and icnctl stays free of libp2p hosts.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const mod = "github.com/intercooperative/icn/"
+
+func deps(t *testing.T, pattern string) map[string][]string {
+	t.Helper()
+	byPkg := map[string][]string{}
+	list, err := exec.Command("go", "list", pattern).Output()
+	require.NoError(t, err)
+	for _, p := range strings.Fields(string(list)) {
+		o, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", p).Output()
+		require.NoError(t, err)
+		byPkg[p] = strings.Fields(string(o))
+	}
+	return byPkg
+}
+
+func forbid(t *testing.T, pattern string, forbidden ...string) {
+	t.Helper()
+	for pkg, ds := range deps(t, mod+pattern) {
+		for _, d := range ds {
+			for _, f := range forbidden {
+				if d == f || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s imports %s (directly or not); the layering forbids it", pkg, d)
+				}
+			}
+		}
+	}
+}
+
+func TestLayering(t *testing.T) {
+	forbid(t, "did/...", mod+"protocols", mod+"node", mod+"ledger")
+	forbid(t, "protocols/...", mod+"node")
+	// icnctl talks to the daemon through node/controlapi only.
+	forbid(t, "cmd/icnctl", "github.com/libp2p/go-libp2p/p2p/host/basic", mod+"protocols")
+	forbid(t, "node/controlapi", "github.com/libp2p/go-libp2p")
+}

@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+)
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
+
+func TestWrongPassphrase(t *testing.T) {
+	dir := tempDir(t)
+	initID(t, dir)
+	ks := filepath.Join(dir, "identity.age")
+	before := readFile(t, ks)
+
+	r := ctlEnv(t, withPass("not-the-passphrase"), dir, "id", "show")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "Failed to unlock keystore")
+	r = ctlEnv(t, withPass("not-the-passphrase"), dir, "id", "rotate")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "Failed to unlock keystore")
+
+	cfg, _ := writeConfig(t, dir, "127.0.0.1:0", "")
+	d := spawn(t, withPass("not-the-passphrase"), nil, "--data-dir", dir, "--config", cfg)
+	require.NotEqual(t, 0, d.wait(30*time.Second))
+	require.Contains(t, d.logs.String(), "Failed to unlock keystore")
+
+	// The legacy variable is read too, and the primary one wins over it.
+	r = ctlEnv(t, append(baseEnv(), "ICN_PASSPHRASE="+passphrase), dir, "id", "show")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = ctlEnv(t, append(baseEnv(), "ICN_PASSPHRASE="+passphrase, "ICN_KEYSTORE_PASSPHRASE=wrong"), dir, "id", "show")
+	require.Equal(t, 1, r.code)
+
+	require.Equal(t, before, readFile(t, ks), "keystore changed")
+}
+
+func TestNoPassphraseAndNoTerminalFailsFast(t *testing.T) {
+	dir := tempDir(t)
+	r := ctlEnv(t, baseEnv(), dir, "id", "init")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "ICN_KEYSTORE_PASSPHRASE")
+	require.NoFileExists(t, filepath.Join(dir, "identity.age"))
+
+	initID(t, dir)
+	d := spawn(t, baseEnv(), nil, "--data-dir", dir, "--config", func() string { c, _ := writeConfig(t, dir, "127.0.0.1:0", ""); return c }())
+	require.Equal(t, 1, d.wait(30*time.Second))
+	require.Contains(t, d.logs.String(), "ICN_KEYSTORE_PASSPHRASE")
+}
+
+func TestInitRefusesToOverwrite(t *testing.T) {
+	dir := tempDir(t)
+	id := initID(t, dir)
+	ks := filepath.Join(dir, "identity.age")
+	before := readFile(t, ks)
+	r := fail(t, dir, "id", "init")
+	require.Contains(t, r.stderr, "already exists")
+	require.Contains(t, r.stderr, "icnctl: hint:")
+	require.Equal(t, before, readFile(t, ks))
+	require.Equal(t, id.DID, decode[idJSON](t, ok(t, dir, "id", "show", "--json")).DID)
+}
+
+func TestExportImport(t *testing.T) {
+	src, dst := tempDir(t), tempDir(t)
+	id := initID(t, src)
+	backup := filepath.Join(tempDir(t), "backup.age")
+	ok(t, src, "id", "export", backup)
+	fi, err := os.Stat(backup)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	// Export never overwrites.
+	r := fail(t, src, "id", "export", backup)
+	require.Contains(t, r.stderr, "refusing to overwrite")
+
+	// Import into an empty data dir.
+	got := decode[idJSON](t, ok(t, dst, "id", "import", backup, "--json"))
+	require.Equal(t, id.DID, got.DID)
+	require.Equal(t, id.PeerID, got.PeerID)
+
+	// Over an existing keystore: refused without --force, bytes untouched.
+	other := tempDir(t)
+	otherID := initID(t, other)
+	ks := filepath.Join(other, "identity.age")
+	before := readFile(t, ks)
+	r = fail(t, other, "id", "import", backup)
+	require.Contains(t, r.stderr, "--force")
+	require.Equal(t, before, readFile(t, ks))
+
+	// A file that is not a keystore, and a keystore with another passphrase.
+	garbage := filepath.Join(tempDir(t), "garbage.age")
+	require.NoError(t, os.WriteFile(garbage, []byte("this is not an age file\n"), 0o600))
+	r = fail(t, other, "id", "import", garbage, "--force")
+	require.Contains(t, r.stderr, "not an ICN keystore")
+	require.Equal(t, before, readFile(t, ks))
+	r = ctlEnv(t, withPass("some-other-passphrase"), other, "id", "import", backup, "--force")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "Failed to unlock keystore")
+	require.Equal(t, before, readFile(t, ks))
+	require.Equal(t, otherID.DID, decode[idJSON](t, ok(t, other, "id", "show", "--json")).DID)
+
+	// With --force it replaces.
+	got = decode[idJSON](t, ok(t, other, "id", "import", backup, "--force", "--json"))
+	require.Equal(t, id.DID, got.DID)
+}
+
+func TestListenPortInUse(t *testing.T) {
+	dir := tempDir(t)
+	initID(t, dir)
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer udp.Close()
+	addr := udp.LocalAddr().String()
+	cfg, _ := writeConfig(t, dir, addr, "")
+	d := spawn(t, withPass(passphrase), nil, "--data-dir", dir, "--config", cfg)
+	require.NotEqual(t, 0, d.wait(30*time.Second))
+	require.Contains(t, d.logs.String(), "address already in use")
+	require.Contains(t, d.logs.String(), addr)
+	require.NoFileExists(t, filepath.Join(dir, "icnd.sock"), "a failed start must not leave the socket")
+
+	// The same for a health port in use.
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tcp.Close()
+	port := tcp.Addr().(*net.TCPAddr).Port
+	cfg, _ = writeConfig(t, dir, "127.0.0.1:0", "")
+	body := readFile(t, cfg)
+	body = bytes.Replace(body, []byte("health_port = "), []byte("health_port = "+strconv.Itoa(port)+"\n#"), 1)
+	require.NoError(t, os.WriteFile(cfg, body, 0o600))
+	d = spawn(t, withPass(passphrase), nil, "--data-dir", dir, "--config", cfg)
+	require.NotEqual(t, 0, d.wait(30*time.Second))
+	require.Contains(t, d.logs.String(), "address already in use")
+	require.Contains(t, d.logs.String(), "127.0.0.1:"+strconv.Itoa(port))
+}
+
+func TestDataDirNotWritable(t *testing.T) {
+	parent := tempDir(t)
+	dir := filepath.Join(parent, "icn")
+	var attr *syscall.SysProcAttr
+	if os.Geteuid() == 0 {
+		// root writes anywhere: run icnd as nobody against a root-owned dir.
+		u, err := user.Lookup("nobody")
+		if err != nil {
+			t.Skip("running as root and there is no nobody user to drop to")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		attr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		require.NoError(t, os.Chmod(parent, 0o755))
+		require.NoError(t, os.Chmod(bins.dir, 0o755))
+		require.NoError(t, os.Mkdir(dir, 0o755))
+	} else {
+		require.NoError(t, os.Chmod(parent, 0o500))
+		t.Cleanup(func() { os.Chmod(parent, 0o700) })
+	}
+	d := spawn(t, withPass(passphrase), attr, "--data-dir", dir, "--log-level", "error")
+	require.NotEqual(t, 0, d.wait(30*time.Second))
+	require.Contains(t, d.logs.String(), "permission denied")
+	require.Contains(t, d.logs.String(), dir)
+}
+
+func TestMalformedConfig(t *testing.T) {
+	dir := tempDir(t)
+	cases := map[string]string{
+		"bogus = 1\n":                           "bogus",
+		"[network]\nlisten_addr = \"/ip4/x\"\n": "network.listen_addr",
+		"[network]\nbootstrap_peers = [\"/ip4/1.2.3.4/udp/1/quic-v1\"]\n": "network.bootstrap_peers[0]",
+		"[observability]\nmetrics_port = 123456\n":                        "observability.metrics_port",
+		"[observability]\nhealth_port = \"x\"\n":                          "observability.health_port",
+		"[network\n":                                                      "line 2: expected",
+	}
+	for body, want := range cases {
+		cfg := filepath.Join(dir, "bad.toml")
+		require.NoError(t, os.WriteFile(cfg, []byte(body), 0o600))
+		for _, extra := range [][]string{{"--check-config"}, nil} {
+			d := spawn(t, withPass(passphrase), nil, append([]string{"--config", cfg, "--data-dir", dir}, extra...)...)
+			require.Equal(t, 1, d.wait(30*time.Second), body)
+			require.Contains(t, d.logs.String(), want, body)
+			require.Contains(t, d.logs.String(), "icnd: error:", body)
+		}
+	}
+	d := spawn(t, baseEnv(), nil, "--log-level", "loud", "--data-dir", dir, "--check-config")
+	require.Equal(t, 1, d.wait(10*time.Second))
+	require.Contains(t, d.logs.String(), "--log-level")
+}
+
+func TestIcnctlBadArguments(t *testing.T) {
+	dir := tempDir(t)
+	initID(t, dir)
+	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
+
+	// Not running: says so, with the socket path.
+	r := fail(t, dir, "status")
+	require.Contains(t, r.stderr, "icnd is not running")
+	require.Contains(t, r.stderr, filepath.Join(dir, "icnd.sock"))
+
+	d := startDaemon(t, dir, cfg, p)
+	for _, args := range [][]string{
+		{"network", "dial", "did:icn:zzz", "127.0.0.1:1"},
+		{"network", "dial", "did:key:z6Mk", "127.0.0.1:1"},
+		{"network", "dial", "/ip4/999.1.1.1/udp/1/quic-v1"},
+		{"network", "dial", "/ip4/127.0.0.1/udp/1/quic-v1"},
+		{"network", "dial", "127.0.0.1:7777"},
+		{"network", "disconnect", "nobody"},
+		{"network", "dial"},
+		{"id", "bogus"},
+		{"status", "--bogus"},
+	} {
+		r := fail(t, dir, args...)
+		require.NotContains(t, r.stderr, "panic", "%v", args)
+	}
+	d.stop()
+}
+
+// No file in the data dir, nor an export, ever holds the private keys in
+// clear: raw, base64 or hex.
+func TestNoPrivateKeyInClear(t *testing.T) {
+	dir := tempDir(t)
+	initID(t, dir)
+	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
+	d := startDaemon(t, dir, cfg, p)
+	ok(t, dir, "id", "rotate")
+	backup := filepath.Join(dir, "backup.age")
+	ok(t, dir, "id", "export", backup)
+	d.stop()
+
+	id, err := did.Open(dir).Unlock(passphrase)
+	require.NoError(t, err)
+	node, err := id.NodeKey.Raw()
+	require.NoError(t, err)
+	var secrets [][]byte
+	for _, k := range [][]byte{id.DIDKey, id.DIDKey.Seed(), node, node[:32]} {
+		secrets = append(secrets, k,
+			[]byte(base64.StdEncoding.EncodeToString(k)), []byte(base64.RawURLEncoding.EncodeToString(k)),
+			[]byte(hex.EncodeToString(k)))
+	}
+	files := 0
+	require.NoError(t, filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return err
+		}
+		files++
+		data := readFile(t, path)
+		for _, s := range secrets {
+			require.False(t, bytes.Contains(data, s), "%s holds a private key in clear", path)
+		}
+		if filepath.Base(path) == "identity.age" || path == backup {
+			require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), path)
+		}
+		return nil
+	}))
+	require.GreaterOrEqual(t, files, 2)
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}
