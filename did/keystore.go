@@ -40,6 +40,7 @@ const (
 var (
 	// ErrWrongPassphrase means the keystore is a passphrase-encrypted age
 	// file, but the passphrase does not open it.
+	//lint:ignore ST1005 "Failed to unlock keystore" is a contract phrase operators grep for.
 	ErrWrongPassphrase = errors.New("Failed to unlock keystore: wrong passphrase")
 	// ErrNotKeystore means the data is not an age file, not passphrase
 	// (scrypt) encrypted, or decrypts to something that is not a valid

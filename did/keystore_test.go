@@ -435,11 +435,11 @@ func TestKeystoreImport(t *testing.T) {
 
 func TestKeystoreExportImport(t *testing.T) {
 	k := testKeystore(t)
-	id, err := k.Create(testPass, testNow)
+	_, err := k.Create(testPass, testNow)
 	require.NoError(t, err)
 	_, err = k.Rotate(testPass, testNow.Add(time.Hour))
 	require.NoError(t, err)
-	id, err = k.Unlock(testPass)
+	id, err := k.Unlock(testPass)
 	require.NoError(t, err)
 
 	dest := filepath.Join(t.TempDir(), "backup.age")

@@ -199,11 +199,12 @@ func (n *Node) Disconnect(target string) (controlapi.DisconnectResponse, error) 
 func (n *Node) Rotate(ctx context.Context, passphrase string) (controlapi.Identity, error) {
 	id, err := n.ks.Rotate(passphrase, time.Now())
 	if err != nil {
-		status := http.StatusInternalServerError
+		e := &controlapi.Error{Status: http.StatusInternalServerError, Message: err.Error()}
 		if errors.Is(err, did.ErrWrongPassphrase) {
-			status = http.StatusForbidden
+			e.Status = http.StatusForbidden
+			e.Hint = "check ICN_KEYSTORE_PASSPHRASE (or the passphrase you typed); the keystore and the running node were not changed"
 		}
-		return controlapi.Identity{}, &controlapi.Error{Status: status, Message: err.Error()}
+		return controlapi.Identity{}, e
 	}
 	req := rotateRequest{id: id, done: make(chan error, 1)}
 	select {

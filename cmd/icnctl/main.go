@@ -64,6 +64,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.dataDirFlag, "data-dir", "", "data directory (default: data_dir from --config, else $XDG_DATA_HOME/icn or ~/.local/share/icn)")
 	root.PersistentFlags().StringVar(&a.configFlag, "config", "", "icnd config file, read only for its data_dir")
 	root.PersistentFlags().BoolVar(&a.jsonOut, "json", false, "print JSON instead of text")
+	root.SetVersionTemplate("icnctl {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &hinted{err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})

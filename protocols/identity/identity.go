@@ -54,17 +54,24 @@ func NewBook() *Book {
 	return &Book{byPeer: map[peer.ID]did.Binding{}, byDID: map[did.DID]did.Binding{}}
 }
 
-// Put records a verified binding. The DID entry is replaced only by a newer
-// binding; it reports whether b is now the newest binding for its DID.
+// Put records a verified binding and reports whether it is current: the
+// newest known for its DID (or the same one). A superseded binding (an older
+// seq, as from a node key replaced by a rotation) is not recorded.
 func (b *Book) Put(bd did.Binding) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.byPeer[bd.PeerID] = bd
 	cur, ok := b.byDID[bd.DID]
-	if ok && !bd.Newer(cur) {
-		return cur.PeerID == bd.PeerID && cur.Seq == bd.Seq
+	if ok && cur.Newer(bd) {
+		return false
 	}
 	b.byDID[bd.DID] = bd
+	b.byPeer[bd.PeerID] = bd
+	// Peer IDs the DID rotated away from no longer speak for it.
+	for p, old := range b.byPeer {
+		if old.DID == bd.DID && p != bd.PeerID {
+			delete(b.byPeer, p)
+		}
+	}
 	return true
 }
 
@@ -99,10 +106,10 @@ func (b *Book) PeersOf(d did.DID) []peer.ID {
 
 // Service serves our binding and fetches the bindings of connecting peers.
 type Service struct {
-	h    host.Host
-	self func() did.Binding
-	book *Book
-	log  *slog.Logger
+	h        host.Host
+	self     func() did.Binding
+	book     *Book
+	log      *slog.Logger
 	onRecord func()
 }
 
@@ -182,7 +189,11 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID) (did.Binding, error) {
 	if bd.PeerID != p {
 		return did.Binding{}, &VerifyError{fmt.Errorf("binding from %s is for peer %s", p, bd.PeerID)}
 	}
-	s.book.Put(bd)
+	if !s.book.Put(bd) {
+		cur, _ := s.book.ByDID(bd.DID)
+		return did.Binding{}, &VerifyError{fmt.Errorf("%s presented binding seq %d for %s, superseded by seq %d (peer %s): its node key was rotated away",
+			p, bd.Seq, bd.DID, cur.Seq, cur.PeerID)}
+	}
 	return bd, nil
 }
 

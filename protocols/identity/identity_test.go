@@ -1,0 +1,159 @@
+package identity
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func newIdentity(t *testing.T) *did.Identity {
+	t.Helper()
+	id, err := did.Generate(time.Unix(1_700_000_000, 0))
+	require.NoError(t, err)
+	return id
+}
+
+func newHost(t *testing.T, id *did.Identity) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.Identity(id.NodeKey), libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"),
+		libp2p.Transport(quic.NewTransport), libp2p.DisableMetrics())
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// node is a host plus a running identity service.
+type tnode struct {
+	h    host.Host
+	svc  *Service
+	book *Book
+}
+
+func startNode(t *testing.T, id *did.Identity, serve func() did.Binding) *tnode {
+	t.Helper()
+	h := newHost(t, id)
+	book := NewBook()
+	if serve == nil {
+		serve = func() did.Binding { return id.Binding }
+	}
+	svc := New(h, serve, book, quiet, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		svc.Close()
+	})
+	return &tnode{h: h, svc: svc, book: book}
+}
+
+func connect(t *testing.T, a, b *tnode) {
+	t.Helper()
+	require.NoError(t, a.h.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}))
+}
+
+func TestBookNewestBindingWins(t *testing.T) {
+	id := newIdentity(t)
+	first := id.Binding
+	require.NoError(t, id.Rotate(time.Unix(1_700_000_100, 0)))
+	second := id.Binding
+
+	b := NewBook()
+	require.True(t, b.Put(first))
+	require.True(t, b.Put(second))
+	require.False(t, b.Put(first), "a superseded binding must not be current")
+	got, ok := b.ByDID(id.DID)
+	require.True(t, ok)
+	require.Equal(t, second.PeerID, got.PeerID)
+	_, ok = b.ByPeer(first.PeerID)
+	require.False(t, ok, "the rotated-away peer no longer speaks for the DID")
+	require.Equal(t, []peer.ID{second.PeerID}, b.PeersOf(id.DID))
+	require.True(t, b.Put(second), "the same binding again is still current")
+
+	// Arrival order does not matter.
+	b2 := NewBook()
+	require.True(t, b2.Put(second))
+	require.False(t, b2.Put(first))
+}
+
+func TestPeersLearnEachOthersBindingOnConnect(t *testing.T) {
+	ida, idb := newIdentity(t), newIdentity(t)
+	a, b := startNode(t, ida, nil), startNode(t, idb, nil)
+	connect(t, a, b)
+	require.Eventually(t, func() bool {
+		bd, ok := a.book.ByPeer(b.h.ID())
+		return ok && bd.DID == idb.DID
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		bd, ok := b.book.ByPeer(a.h.ID())
+		return ok && bd.DID == ida.DID
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestBindingForAnotherPeerIsRejectedAndDisconnected(t *testing.T) {
+	ida, idb, other := newIdentity(t), newIdentity(t), newIdentity(t)
+	a := startNode(t, ida, nil)
+	// b serves a valid binding, but for someone else's peer ID.
+	b := startNode(t, idb, func() did.Binding { return other.Binding })
+	connect(t, b, a)
+	require.Eventually(t, func() bool {
+		return a.h.Network().Connectedness(b.h.ID()) != network.Connected
+	}, 10*time.Second, 10*time.Millisecond, "a must drop a peer whose binding names another peer")
+	_, ok := a.book.ByPeer(b.h.ID())
+	require.False(t, ok)
+
+	// Fetch itself reports it as a VerifyError (c runs no connection watcher).
+	c := newHost(t, newIdentity(t))
+	csvc := New(c, func() did.Binding { return did.Binding{} }, NewBook(), quiet, Options{})
+	defer csvc.Close()
+	require.NoError(t, c.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}))
+	_, err := csvc.Fetch(context.Background(), b.h.ID())
+	var verr *VerifyError
+	require.True(t, errors.As(err, &verr), "got %v", err)
+}
+
+func TestSupersededBindingIsRejected(t *testing.T) {
+	// stale runs an old copy of the identity; the DID has since rotated.
+	current := newIdentity(t)
+	stale := *current
+	require.NoError(t, current.Rotate(time.Unix(1_700_000_200, 0)))
+
+	a := startNode(t, newIdentity(t), nil)
+	a.book.Put(current.Binding) // a knows the newest binding
+	s := startNode(t, &stale, nil)
+	connect(t, a, s)
+	_, err := a.svc.Fetch(context.Background(), s.h.ID())
+	require.ErrorContains(t, err, "superseded")
+	require.Eventually(t, func() bool {
+		return a.h.Network().Connectedness(s.h.ID()) != network.Connected
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestFrameLimit(t *testing.T) {
+	r, w := io.Pipe()
+	go func() {
+		_ = writeFrame(w, make([]byte, MaxRecordSize+1))
+		w.Close()
+	}()
+	_, err := readFrame(bufioReader(r), MaxRecordSize)
+	require.ErrorContains(t, err, "exceeds")
+	r.Close()
+}
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
