@@ -90,24 +90,18 @@ func (a *app) idShowCmd() *cobra.Command {
 		Short: "Print this node's DID and peer ID (asks the daemon, else unlocks the keystore)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), controlapi.DefaultTimeout)
-			defer cancel()
-			live, err := c.Identity(ctx)
+			live, err := call(a, cmd.Context(), controlapi.DefaultTimeout, (*controlapi.Client).Identity)
 			if err == nil {
 				return a.printID(idInfo{DID: live.DID, PeerID: live.PeerID, BindingSeq: live.BindingSeq}, "")
 			}
 			if !errors.Is(err, controlapi.ErrDaemonNotRunning) {
 				return err
 			}
-			ks, err := a.keystore()
+			ks, pass, err := a.openKeystore()
 			if err != nil {
 				return err
 			}
-			id, err := a.unlock(ks)
+			id, err := ks.Unlock(pass)
 			if err != nil {
 				return err
 			}
@@ -116,17 +110,20 @@ func (a *app) idShowCmd() *cobra.Command {
 	}
 }
 
-func (a *app) unlock(ks did.Keystore) (*did.Identity, error) {
+// openKeystore returns the data dir's keystore and its passphrase; it fails
+// with did.ErrNoKeystore before asking for a passphrase if there is none.
+func (a *app) openKeystore() (did.Keystore, string, error) {
+	ks, err := a.keystore()
+	if err != nil {
+		return ks, "", err
+	}
 	if ok, err := ks.Exists(); err != nil {
-		return nil, err
+		return ks, "", err
 	} else if !ok {
-		return nil, fmt.Errorf("%w at %s", did.ErrNoKeystore, ks.Path)
+		return ks, "", fmt.Errorf("%w at %s", did.ErrNoKeystore, ks.Path)
 	}
 	pass, err := a.pass.Get("Keystore passphrase: ", false)
-	if err != nil {
-		return nil, err
-	}
-	return ks.Unlock(pass)
+	return ks, pass, err
 }
 
 func (a *app) idExportCmd() *cobra.Command {
@@ -135,16 +132,7 @@ func (a *app) idExportCmd() *cobra.Command {
 		Short: "Write an encrypted backup of the keystore to FILE (never the key in clear)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := a.keystore()
-			if err != nil {
-				return err
-			}
-			if ok, err := ks.Exists(); err != nil {
-				return err
-			} else if !ok {
-				return fmt.Errorf("%w at %s", did.ErrNoKeystore, ks.Path)
-			}
-			pass, err := a.pass.Get("Keystore passphrase: ", false)
+			ks, pass, err := a.openKeystore()
 			if err != nil {
 				return err
 			}
@@ -211,26 +199,13 @@ func (a *app) idRotateCmd() *cobra.Command {
 			"When icnd is running it performs the rotation itself, restarts its host under the new key and reconnects to its peers.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ks, err := a.keystore()
+			ks, pass, err := a.openKeystore()
 			if err != nil {
 				return err
 			}
-			if ok, err := ks.Exists(); err != nil {
-				return err
-			} else if !ok {
-				return fmt.Errorf("%w at %s", did.ErrNoKeystore, ks.Path)
-			}
-			pass, err := a.pass.Get("Keystore passphrase: ", false)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			live, err := c.Rotate(ctx, pass)
+			live, err := call(a, cmd.Context(), time.Minute, func(c *controlapi.Client, ctx context.Context) (controlapi.Identity, error) {
+				return c.Rotate(ctx, pass)
+			})
 			if err == nil {
 				return a.printID(idInfo{DID: live.DID, PeerID: live.PeerID, BindingSeq: live.BindingSeq, Keystore: ks.Path},
 					"Rotated the node key; icnd now runs under the new peer ID.")
@@ -248,12 +223,6 @@ func (a *app) idRotateCmd() *cobra.Command {
 }
 
 func (a *app) daemonRunning(ctx context.Context) bool {
-	c, err := a.client()
-	if err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err = c.Identity(ctx)
+	_, err := call(a, ctx, 2*time.Second, (*controlapi.Client).Identity)
 	return err == nil
 }

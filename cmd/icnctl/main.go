@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -110,12 +111,17 @@ func (a *app) keystore() (did.Keystore, error) {
 	return did.Open(dir), nil
 }
 
-func (a *app) client() (*controlapi.Client, error) {
+// call runs one control-socket request against the daemon of the data dir,
+// bounded by timeout.
+func call[T any](a *app, ctx context.Context, timeout time.Duration, fn func(*controlapi.Client, context.Context) (T, error)) (T, error) {
 	dir, err := a.dataDir()
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	return controlapi.NewClient(controlapi.SocketPath(dir)), nil
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return fn(controlapi.NewClient(controlapi.SocketPath(dir)), ctx)
 }
 
 // output prints v as indented JSON with --json, else calls text.

@@ -21,13 +21,7 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show the running node: DID, peer ID, listen addresses, peers, version, uptime",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), controlapi.DefaultTimeout)
-			defer cancel()
-			s, err := c.Status(ctx)
+			s, err := call(a, cmd.Context(), controlapi.DefaultTimeout, (*controlapi.Client).Status)
 			if err != nil {
 				return err
 			}
@@ -59,13 +53,7 @@ func (a *app) peersCmd() *cobra.Command {
 		Short: "List connected peers with their DIDs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), controlapi.DefaultTimeout)
-			defer cancel()
-			peers, err := c.Peers(ctx)
+			peers, err := call(a, cmd.Context(), controlapi.DefaultTimeout, (*controlapi.Client).Peers)
 			if err != nil {
 				return err
 			}
@@ -109,13 +97,9 @@ func (a *app) dialCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			p, err := c.Dial(ctx, req)
+			p, err := call(a, cmd.Context(), time.Minute, func(c *controlapi.Client, ctx context.Context) (controlapi.Peer, error) {
+				return c.Dial(ctx, req)
+			})
 			if err != nil {
 				return err
 			}
@@ -170,13 +154,9 @@ func (a *app) disconnectCmd() *cobra.Command {
 		Short: "Close every connection to a peer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), controlapi.DefaultTimeout)
-			defer cancel()
-			res, err := c.Disconnect(ctx, args[0])
+			res, err := call(a, cmd.Context(), controlapi.DefaultTimeout, func(c *controlapi.Client, ctx context.Context) (controlapi.DisconnectResponse, error) {
+				return c.Disconnect(ctx, args[0])
+			})
 			if err != nil {
 				return err
 			}
