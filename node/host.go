@@ -2,9 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -12,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	ma "github.com/multiformats/go-multiaddr"
@@ -22,15 +23,28 @@ import (
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/node/config"
+	"github.com/intercooperative/icn/protocols/discovery"
 	"github.com/intercooperative/icn/protocols/identity"
 )
 
 // netStack is everything bound to one node key: the libp2p host and the
 // protocol services running on it. A key rotation replaces the whole stack.
 type netStack struct {
-	h     host.Host
-	idsvc *identity.Service
-	id    *did.Identity
+	h        host.Host
+	idsvc    *identity.Service
+	id       *did.Identity
+	dht      *discovery.DHT
+	services []stackService
+}
+
+// stackService is a part of the stack with the common lifecycle: Run until
+// the context ends, Close (idempotent) to release what New acquired.
+type stackService struct {
+	name string
+	svc  interface {
+		Run(ctx context.Context) error
+		Close() error
+	}
 }
 
 // stackDeps are the parts of a stack that outlive a key rotation.
@@ -42,15 +56,12 @@ type stackDeps struct {
 	metrics *netMetrics
 }
 
-func newStack(deps stackDeps, id *did.Identity) (*netStack, error) {
+func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	listen, err := config.ListenMultiaddr(deps.cfg.Network.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("network.listen_addr: %w", err)
 	}
-	// The resource manager scales its limits to the machine's memory and
-	// file descriptors; see docs/architecture.md for the numbers it picks.
-	limiter := rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale())
-	rm, err := rcmgr.NewResourceManager(limiter)
+	rm, err := newResourceManager(deps.cfg.Limits, deps.log, deps.metrics)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
@@ -60,24 +71,46 @@ func newStack(deps stackDeps, id *did.Identity) (*netStack, error) {
 		rm.Close()
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
-	h, err := libp2p.New(
+	opts := []libp2p.Option{
 		libp2p.Identity(id.NodeKey),
 		libp2p.ListenAddrs(listen),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(deps.gater()),
 		libp2p.PrometheusRegisterer(deps.reg),
 		libp2p.UserAgent(version.UserAgent()),
-	)
+	}
+	var self atomic.Pointer[host.Host]
+	wan, err := wanOptions(deps.cfg.Network, &self)
+	if err != nil {
+		rm.Close()
+		cm.Close()
+		return nil, err
+	}
+	h, err := libp2p.New(append(opts, wan...)...)
 	if err != nil {
 		rm.Close()
 		cm.Close()
 		return nil, fmt.Errorf("listen on %s (network.listen_addr %q): %w", listen, deps.cfg.Network.ListenAddr, err)
 	}
+	self.Store(&h)
 	h.Network().Notify(deps.metrics.notifiee())
 	st := &netStack{h: h, id: id}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
 	st.idsvc = identity.New(h, func() did.Binding { return id.Binding }, deps.book, deps.log,
 		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc})
+	mdnsSvc, err := newMDNS(deps, st)
+	if err != nil {
+		return nil, fmt.Errorf("mdns: %w", err)
+	}
+	if mdnsSvc != nil {
+		st.services = append(st.services, stackService{"mdns", mdnsSvc})
+	}
 	return st, nil
 }
 
@@ -86,6 +119,14 @@ func newStack(deps stackDeps, id *did.Identity) (*netStack, error) {
 func (st *netStack) run(ctx context.Context, bootstrap []string, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return st.idsvc.Run(ctx) })
+	for _, s := range st.services {
+		g.Go(func() error {
+			if err := s.svc.Run(ctx); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		st.dialBootstrap(ctx, bootstrap, log)
 		return nil
@@ -120,8 +161,17 @@ func (st *netStack) dialBootstrap(ctx context.Context, addrs []string, log *slog
 }
 
 func (st *netStack) close() error {
-	st.idsvc.Close()
-	return st.h.Close()
+	var errs []error
+	for i := len(st.services) - 1; i >= 0; i-- {
+		if err := st.services[i].svc.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", st.services[i].name, err))
+		}
+	}
+	if st.idsvc != nil {
+		st.idsvc.Close()
+	}
+	errs = append(errs, st.h.Close())
+	return errors.Join(errs...)
 }
 
 // connectedPeers returns the addresses of every connected peer, taken from

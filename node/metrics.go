@@ -11,9 +11,15 @@ type netMetrics struct {
 	connectionsTotal   prometheus.Counter
 	messagesReceived   prometheus.Counter
 	messagesRateLimits prometheus.Counter
+	// peersDiscovered counts peers found, by source: mdns, dht, manual, bootstrap.
+	peersDiscovered *prometheus.CounterVec
+	// dialFailures counts failed outgoing dials by reason (see dialFailureReason).
+	dialFailures *prometheus.CounterVec
+	// resourceBlocked counts resource-manager refusals by scope and resource.
+	resourceBlocked *prometheus.CounterVec
 }
 
-func newNetMetrics(reg prometheus.Registerer, activeConns func() float64) (*netMetrics, error) {
+func newNetMetrics(reg prometheus.Registerer, activeConns, routingTableSize func() float64) (*netMetrics, error) {
 	m := &netMetrics{
 		connectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "icn_network_connections_total",
@@ -27,12 +33,32 @@ func newNetMetrics(reg prometheus.Registerer, activeConns func() float64) (*netM
 			Name: "icn_network_messages_rate_limited_total",
 			Help: "Messages from peers dropped by the per-peer rate limiter.",
 		}),
+		peersDiscovered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_discovery_peers_discovered_total",
+			Help: "Peers discovered, by source (mdns, dht, bootstrap, manual).",
+		}, []string{"source"}),
+		dialFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_network_dial_failures_total",
+			Help: "Outgoing dials that failed, by reason (timeout, refused, unreachable, peer_id_mismatch, resource_limit, gated, other).",
+		}, []string{"reason"}),
+		resourceBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_network_resource_blocked_total",
+			Help: "Connections, streams or memory refused by the resource manager, by scope kind and resource.",
+		}, []string{"scope", "resource"}),
 	}
+	for _, src := range []string{"mdns", "dht", "bootstrap", "manual"} {
+		m.peersDiscovered.WithLabelValues(src)
+	}
+	rt := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "icn_dht_routing_table_size",
+		Help: "Peers in the Kademlia routing table.",
+	}, routingTableSize)
 	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "icn_network_connections_active",
 		Help: "Connections open now.",
 	}, activeConns)
-	for _, c := range []prometheus.Collector{m.connectionsTotal, m.messagesReceived, m.messagesRateLimits, active} {
+	for _, c := range []prometheus.Collector{m.connectionsTotal, m.messagesReceived, m.messagesRateLimits, active,
+		m.peersDiscovered, m.dialFailures, m.resourceBlocked, rt} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -100,6 +100,9 @@ func New(opts Options) (_ *Node, err error) {
 	if err := config.EnsureDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	if advice := udpBufferAdvice(os.ReadFile); advice != "" {
+		log.Warn(advice)
+	}
 	n := &Node{
 		cfg:      cfg,
 		log:      log,
@@ -114,7 +117,7 @@ func New(opts Options) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
-	metrics, err := newNetMetrics(reg, n.activeConnections)
+	metrics, err := newNetMetrics(reg, n.activeConnections, n.routingTableSize)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -185,6 +188,14 @@ func (n *Node) activeConnections() float64 {
 		return 0
 	}
 	return float64(len(st.h.Network().Conns()))
+}
+
+func (n *Node) routingTableSize() float64 {
+	st := n.current()
+	if st == nil || st.dht == nil {
+		return 0
+	}
+	return float64(st.dht.RoutingTableSize())
 }
 
 // Ready reports whether every part is up.

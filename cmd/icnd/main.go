@@ -142,6 +142,9 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 	if err := config.EnsureDataDir(cfg.DataDir); err != nil {
 		return err
 	}
+	// node logs its own warning, with the sysctl to run, when UDP buffers
+	// are too small; quic-go's would only repeat it less helpfully.
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	id, ks, err := unlock(cfg, f.dev, log)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 type Config struct {
 	DataDir       string        `toml:"data_dir"`
 	Network       Network       `toml:"network"`
+	Limits        Limits        `toml:"limits"`
 	Observability Observability `toml:"observability"`
 }
 
@@ -29,14 +30,40 @@ type Config struct {
 type Network struct {
 	// ListenAddr is host:port (UDP, QUIC v1) or a multiaddr such as
 	// /ip4/0.0.0.0/udp/7777/quic-v1.
-	ListenAddr     string   `toml:"listen_addr"`
-	MDNSEnabled    bool     `toml:"mdns_enabled"`
+	ListenAddr  string `toml:"listen_addr"`
+	MDNSEnabled bool   `toml:"mdns_enabled"`
+	// MDNSInterfaces limits mDNS to these interface names; empty means every
+	// up, multicast-capable interface except container bridges and veths.
+	MDNSInterfaces []string `toml:"mdns_interfaces"`
 	BootstrapPeers []string `toml:"bootstrap_peers"`
+	// DHTMode is auto, server or client.
+	DHTMode string `toml:"dht_mode"`
+	// AnnounceAddrs, when set, replace the addresses the node tells peers
+	// to dial (for NAT port forwards and containers).
+	AnnounceAddrs []string `toml:"announce_addrs"`
+	AutoNAT       bool     `toml:"autonat"`
+	HolePunching  bool     `toml:"hole_punching"`
+	RelayClient   bool     `toml:"relay_client"`
 	// Connection manager watermarks: above ConnHighWater the node trims
 	// connections down to ConnLowWater, sparing those younger than ConnGracePeriod.
 	ConnLowWater    int      `toml:"conn_low_water"`
 	ConnHighWater   int      `toml:"conn_high_water"`
 	ConnGracePeriod Duration `toml:"conn_grace_period"`
+}
+
+// Limits are the libp2p resource manager's limits. Zero means the default,
+// scaled to the machine's memory and file descriptors.
+type Limits struct {
+	MaxConnections        int `toml:"max_connections"`
+	MaxConnectionsInbound int `toml:"max_connections_inbound"`
+	MaxStreams            int `toml:"max_streams"`
+	MaxStreamsInbound     int `toml:"max_streams_inbound"`
+	MaxMemoryMB           int `toml:"max_memory_mb"`
+	MaxFDs                int `toml:"max_fds"`
+	MaxConnectionsPerPeer int `toml:"max_connections_per_peer"`
+	MaxStreamsPerPeer     int `toml:"max_streams_per_peer"`
+	MaxMemoryPerPeerMB    int `toml:"max_memory_per_peer_mb"`
+	MaxConnectionsPerIP   int `toml:"max_connections_per_ip"`
 }
 
 // Observability configures logs, metrics and health.
@@ -75,6 +102,10 @@ const (
 	DefaultConnLowWater    = 100
 	DefaultConnHighWater   = 400
 	DefaultConnGracePeriod = time.Minute
+	// DefaultDHTMode is server: in auto mode a node serves the DHT only once
+	// AutoNAT finds it publicly reachable, which never happens on a LAN, and a
+	// private network whose nodes are all clients cannot route (kad-dht#645).
+	DefaultDHTMode = "server"
 )
 
 // Default returns the configuration used when no file and no flag says otherwise.
@@ -84,7 +115,13 @@ func Default() Config {
 		Network: Network{
 			ListenAddr:      DefaultListenAddr,
 			MDNSEnabled:     true,
+			MDNSInterfaces:  []string{},
 			BootstrapPeers:  []string{},
+			DHTMode:         DefaultDHTMode,
+			AnnounceAddrs:   []string{},
+			AutoNAT:         true,
+			HolePunching:    true,
+			RelayClient:     true,
 			ConnLowWater:    DefaultConnLowWater,
 			ConnHighWater:   DefaultConnHighWater,
 			ConnGracePeriod: Duration{DefaultConnGracePeriod},
@@ -165,6 +202,24 @@ func (c Config) Validate() error {
 			return &Error{Key: fmt.Sprintf("network.bootstrap_peers[%d]", i), Reason: err.Error()}
 		}
 	}
+	switch c.Network.DHTMode {
+	case "auto", "server", "client":
+	default:
+		return &Error{Key: "network.dht_mode", Reason: fmt.Sprintf("%q is not one of auto, server, client", c.Network.DHTMode)}
+	}
+	for i, a := range c.Network.AnnounceAddrs {
+		if _, err := AddrMultiaddr(a); err != nil {
+			return &Error{Key: fmt.Sprintf("network.announce_addrs[%d]", i), Reason: err.Error()}
+		}
+	}
+	for i, name := range c.Network.MDNSInterfaces {
+		if strings.TrimSpace(name) == "" {
+			return &Error{Key: fmt.Sprintf("network.mdns_interfaces[%d]", i), Reason: "empty interface name"}
+		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
 	if c.Network.ConnLowWater < 0 {
 		return &Error{Key: "network.conn_low_water", Reason: "must not be negative"}
 	}
@@ -193,6 +248,27 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		return &Error{Key: "observability.log_format", Reason: fmt.Sprintf("%q is not one of text, json", c.Observability.LogFormat)}
+	}
+	return nil
+}
+
+func (l Limits) validate() error {
+	for key, v := range map[string]int{
+		"max_connections": l.MaxConnections, "max_connections_inbound": l.MaxConnectionsInbound,
+		"max_streams": l.MaxStreams, "max_streams_inbound": l.MaxStreamsInbound,
+		"max_memory_mb": l.MaxMemoryMB, "max_fds": l.MaxFDs,
+		"max_connections_per_peer": l.MaxConnectionsPerPeer, "max_streams_per_peer": l.MaxStreamsPerPeer,
+		"max_memory_per_peer_mb": l.MaxMemoryPerPeerMB, "max_connections_per_ip": l.MaxConnectionsPerIP,
+	} {
+		if v < 0 {
+			return &Error{Key: "limits." + key, Reason: fmt.Sprintf("%d is negative (0 means the scaled default)", v)}
+		}
+	}
+	if l.MaxConnections > 0 && l.MaxConnectionsInbound > l.MaxConnections {
+		return &Error{Key: "limits.max_connections_inbound", Reason: fmt.Sprintf("%d is above max_connections (%d)", l.MaxConnectionsInbound, l.MaxConnections)}
+	}
+	if l.MaxStreams > 0 && l.MaxStreamsInbound > l.MaxStreams {
+		return &Error{Key: "limits.max_streams_inbound", Reason: fmt.Sprintf("%d is above max_streams (%d)", l.MaxStreamsInbound, l.MaxStreams)}
 	}
 	return nil
 }
@@ -240,6 +316,18 @@ func ListenMultiaddr(s string) (ma.Multiaddr, error) {
 		}
 		if _, err := m.ValueForProtocol(ma.P_QUIC_V1); err != nil {
 			return nil, fmt.Errorf("%q is not a QUIC v1 address; want e.g. /ip4/0.0.0.0/udp/7777/quic-v1", s)
+		}
+		return m, nil
+	}
+	return HostPortMultiaddr(s)
+}
+
+// AddrMultiaddr accepts a multiaddr, or host:port meaning QUIC v1 over UDP.
+func AddrMultiaddr(s string) (ma.Multiaddr, error) {
+	if strings.HasPrefix(s, "/") {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a multiaddr: %v", s, err)
 		}
 		return m, nil
 	}

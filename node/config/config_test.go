@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/stretchr/testify/require"
 )
 
@@ -24,6 +25,30 @@ func TestExampleFileIsTheDefault(t *testing.T) {
 	cfg, err := Parse(repoFile(t, "configs/config.example.toml"))
 	require.NoError(t, err)
 	require.Equal(t, Default(), cfg)
+}
+
+// Every key the code knows is written out in the example file.
+func TestExampleFileDocumentsEveryKey(t *testing.T) {
+	var example map[string]any
+	md, err := toml.Decode(string(repoFile(t, "configs/config.example.toml")), &example)
+	require.NoError(t, err)
+	documented := map[string]bool{}
+	for _, k := range md.Keys() {
+		documented[k.String()] = true
+	}
+	cfg := Default()
+	cfg.DataDir = "/x"
+	out, err := cfg.Encode()
+	require.NoError(t, err)
+	var all map[string]any
+	md, err = toml.Decode(string(out), &all)
+	require.NoError(t, err)
+	for _, k := range md.Keys() {
+		if k.String() == "data_dir" {
+			continue // commented out in the example: its default depends on the host
+		}
+		require.True(t, documented[k.String()], "configs/config.example.toml does not show %q", k)
+	}
 }
 
 func TestDevConfigParses(t *testing.T) {
