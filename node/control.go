@@ -67,6 +67,26 @@ func (n *Node) controlHandler() http.Handler {
 		}
 		controlapi.WriteJSON(w, http.StatusOK, res)
 	})
+	mux.HandleFunc("POST "+controlapi.RouteBootstrap, func(w http.ResponseWriter, r *http.Request) {
+		controlapi.WriteJSON(w, http.StatusOK, n.Bootstrap(r.Context()))
+	})
+	mux.HandleFunc("POST "+controlapi.RouteResolve, func(w http.ResponseWriter, r *http.Request) {
+		var req controlapi.ResolveRequest
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		d, err := did.Parse(req.DID)
+		if err != nil {
+			writeErr(w, badRequest(err.Error(), "a DID looks like did:icn:z…; `icnctl id show` prints a node's DID"))
+			return
+		}
+		res, err := n.Resolve(r.Context(), d)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		controlapi.WriteJSON(w, http.StatusOK, res)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path),
@@ -115,6 +135,8 @@ func (n *Node) Status() controlapi.Status {
 		Ready:         n.Ready(),
 		DataDir:       n.cfg.DataDir,
 		BindingSeq:    st.id.Binding.Seq,
+
+		DHTRoutingTable: st.dht.RoutingTableSize(),
 	}
 }
 

@@ -45,8 +45,7 @@ func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi
 		want = d
 	}
 	if req.Addr == "" {
-		return controlapi.Peer{}, badRequest(fmt.Sprintf("no address given for %s, and this node cannot look DIDs up yet", want),
-			"give the peer's address too: icnctl network dial DID HOST:PORT")
+		return n.dialResolved(ctx, want)
 	}
 	addr, pid, err := parseDialAddr(req.Addr)
 	if err != nil {
@@ -137,14 +136,39 @@ func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Mul
 			sw.Backoff().Clear(p)
 		}
 	}
+	wasConnected := st.h.Network().Connectedness(p) == network.Connected
 	if err := st.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{addr}}); err != nil {
 		if _, ok := mismatchedPeer(err); ok {
 			return err
 		}
+		n.deps.metrics.dialFailures.WithLabelValues(dialFailureReason(err)).Inc()
 		return &controlapi.Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("dial %s at %s: %v", p, addr, err),
 			Hint: "check that icnd runs there, that UDP to that port is open, and the address (`icnctl status` on that host prints it)"}
 	}
+	if !wasConnected {
+		n.deps.metrics.peersDiscovered.WithLabelValues("manual").Inc()
+	}
 	return nil
+}
+
+// dialFailureReason classifies a dial error for icn_network_dial_failures_total.
+func dialFailureReason(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline exceeded"):
+		return "timeout"
+	case strings.Contains(msg, "resource limit exceeded"):
+		return "resource_limit"
+	case strings.Contains(msg, "gater disallows") || strings.Contains(msg, "gated"):
+		return "gated"
+	case strings.Contains(msg, "connection refused"):
+		return "refused"
+	case strings.Contains(msg, "no route to host") || strings.Contains(msg, "network is unreachable") || strings.Contains(msg, "no addresses") || strings.Contains(msg, "no good addresses"):
+		return "unreachable"
+	case strings.Contains(msg, "peer id mismatch"):
+		return "peer_id_mismatch"
+	}
+	return "other"
 }
 
 var mismatchRE = regexp.MustCompile(`remote key matches (12D3Koo[1-9A-HJ-NP-Za-km-z]+|Qm[1-9A-HJ-NP-Za-km-z]+)`)

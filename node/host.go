@@ -104,6 +104,10 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	}()
 	st.idsvc = identity.New(h, func() did.Binding { return id.Binding }, deps.book, deps.log,
 		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc})
+	if st.dht, err = newDHT(deps, st); err != nil {
+		return nil, fmt.Errorf("dht: %w", err)
+	}
+	st.services = append(st.services, stackService{"dht", st.dht})
 	mdnsSvc, err := newMDNS(deps, st)
 	if err != nil {
 		return nil, fmt.Errorf("mdns: %w", err)
@@ -114,9 +118,8 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	return st, nil
 }
 
-// run serves the stack's protocols until ctx ends, and dials the bootstrap
-// peers once at start.
-func (st *netStack) run(ctx context.Context, bootstrap []string, log *slog.Logger) error {
+// run serves the stack's protocols until ctx ends.
+func (st *netStack) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return st.idsvc.Run(ctx) })
 	for _, s := range st.services {
@@ -127,37 +130,7 @@ func (st *netStack) run(ctx context.Context, bootstrap []string, log *slog.Logge
 			return nil
 		})
 	}
-	g.Go(func() error {
-		st.dialBootstrap(ctx, bootstrap, log)
-		return nil
-	})
 	return g.Wait()
-}
-
-// dialBootstrap connects to each configured bootstrap peer once.
-// TODO(issue 3): re-dial with backoff whenever the routing table runs empty.
-func (st *netStack) dialBootstrap(ctx context.Context, addrs []string, log *slog.Logger) {
-	var peers []peer.AddrInfo
-	for _, s := range addrs {
-		ai, err := peer.AddrInfoFromString(s)
-		if err != nil {
-			// config.Validate already checked these.
-			log.Warn("skipping a bootstrap peer", "addr", s, "err", err)
-			continue
-		}
-		peers = append(peers, *ai)
-	}
-	if len(peers) == 0 {
-		return
-	}
-	st.redial(ctx, peers, 30*time.Second, log)
-	connected := 0
-	for _, ai := range peers {
-		if st.h.Network().Connectedness(ai.ID) == network.Connected {
-			connected++
-		}
-	}
-	log.Info("bootstrap done", "connected", connected, "of", len(peers))
 }
 
 func (st *netStack) close() error {

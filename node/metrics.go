@@ -15,6 +15,8 @@ type netMetrics struct {
 	peersDiscovered *prometheus.CounterVec
 	// dialFailures counts failed outgoing dials by reason (see dialFailureReason).
 	dialFailures *prometheus.CounterVec
+	// bootstraps counts DHT bootstrap rounds by trigger (start, isolated, manual).
+	bootstraps *prometheus.CounterVec
 	// resourceBlocked counts resource-manager refusals by scope and resource.
 	resourceBlocked *prometheus.CounterVec
 }
@@ -41,6 +43,10 @@ func newNetMetrics(reg prometheus.Registerer, activeConns, routingTableSize func
 			Name: "icn_network_dial_failures_total",
 			Help: "Outgoing dials that failed, by reason (timeout, refused, unreachable, peer_id_mismatch, resource_limit, gated, other).",
 		}, []string{"reason"}),
+		bootstraps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_dht_bootstraps_total",
+			Help: "DHT bootstrap rounds, by trigger: start, isolated (connected to no routing-table peer), manual (icnctl network bootstrap).",
+		}, []string{"trigger"}),
 		resourceBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "icn_network_resource_blocked_total",
 			Help: "Connections, streams or memory refused by the resource manager, by scope kind and resource.",
@@ -58,7 +64,7 @@ func newNetMetrics(reg prometheus.Registerer, activeConns, routingTableSize func
 		Help: "Connections open now.",
 	}, activeConns)
 	for _, c := range []prometheus.Collector{m.connectionsTotal, m.messagesReceived, m.messagesRateLimits, active,
-		m.peersDiscovered, m.dialFailures, m.resourceBlocked, rt} {
+		m.peersDiscovered, m.dialFailures, m.bootstraps, m.resourceBlocked, rt} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

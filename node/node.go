@@ -277,7 +277,7 @@ func (n *Node) superviseNetwork(ctx context.Context) error {
 		st := n.current()
 		sctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
-		go func() { errc <- st.run(sctx, n.cfg.Network.BootstrapPeers, n.log) }()
+		go func() { errc <- st.run(sctx) }()
 		select {
 		case <-ctx.Done():
 			cancel()

@@ -71,7 +71,6 @@ func TestDialByDIDAndAddress(t *testing.T) {
 		{Addr: "/ip4/127.0.0.1/udp/1/quic-v1"},       // no peer id
 		{Addr: "not-an-addr"},                        // not host:port
 		{DID: "did:icn:nope", Addr: b.HostPort(t)},   // bad DID
-		{DID: b.Identity.DID.String()},               // no address (no DHT yet)
 		{Addr: "/ip4/127.0.0.1/udp/1/quic-v1/p2p/x"}, // bad peer id
 	} {
 		_, err := a.Dial(ctx, req)

@@ -81,10 +81,12 @@ func udpBufferAdvice(readFile func(string) ([]byte, error)) string {
 		return ""
 	}
 	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || v >= quicReceiveBuffer {
+	// The kernel doubles what a socket asks for, capped at rmem_max, so the
+	// buffer QUIC ends up with is 2*rmem_max at most.
+	if err != nil || 2*v >= quicReceiveBuffer {
 		return ""
 	}
-	return fmt.Sprintf("the kernel caps UDP receive buffers at %d bytes, below the %d QUIC wants; throughput will suffer. "+
+	return fmt.Sprintf("the kernel caps UDP receive buffers (net.core.rmem_max=%d) below the %d bytes QUIC wants; throughput will suffer. "+
 		"Fix: sudo sysctl -w net.core.rmem_max=%d net.core.wmem_max=%d (persist it in /etc/sysctl.d/60-icn.conf)",
 		v, quicReceiveBuffer, 7500000, 7500000)
 }

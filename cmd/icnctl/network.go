@@ -43,7 +43,7 @@ func (a *app) statusCmd() *cobra.Command {
 
 func (a *app) networkCmd() *cobra.Command {
 	cmd := group("network", "Peers and connections")
-	cmd.AddCommand(a.peersCmd(), a.dialCmd(), a.disconnectCmd())
+	cmd.AddCommand(a.peersCmd(), a.dialCmd(), a.disconnectCmd(), a.bootstrapCmd(), a.resolveCmd())
 	return cmd
 }
 
@@ -164,6 +164,65 @@ func (a *app) disconnectCmd() *cobra.Command {
 				for _, p := range res.Disconnected {
 					fmt.Fprintf(w, "disconnected %s\n", p)
 				}
+			})
+		},
+	}
+}
+
+func (a *app) bootstrapCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Re-dial remembered and bootstrap peers now and refresh the DHT routing table",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := call(a, cmd.Context(), 2*time.Minute, (*controlapi.Client).Bootstrap)
+			if err != nil {
+				return err
+			}
+			return a.output(res, func(w io.Writer) {
+				fmt.Fprintf(w, "dialled %d peers; connected to %d; routing table holds %d peers\n", res.Attempted, res.Connected, res.RoutingTable)
+				for _, e := range res.Errors {
+					fmt.Fprintf(w, "  failed: %s\n", e)
+				}
+				if res.Attempted == 0 && res.Connected == 0 {
+					fmt.Fprintln(w, "no peers to dial: set network.bootstrap_peers in the config, or dial one with `icnctl network dial`")
+				}
+			})
+		},
+	}
+}
+
+func (a *app) resolveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "resolve DID",
+		Short: "Show which peer ID and addresses a DID resolves to, and where each came from",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := did.Parse(args[0]); err != nil {
+				return withHint(err, "a DID looks like did:icn:z…; `icnctl id show` on the other host prints it")
+			}
+			res, err := call(a, cmd.Context(), time.Minute, func(c *controlapi.Client, ctx context.Context) (controlapi.Resolution, error) {
+				return c.Resolve(ctx, args[0])
+			})
+			if err != nil {
+				return err
+			}
+			return a.output(res, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "did:\t%s\n", res.DID)
+				seq := ""
+				if res.Seq > 0 {
+					seq = fmt.Sprintf(", binding seq %d", res.Seq)
+				}
+				fmt.Fprintf(tw, "peer_id:\t%s (from %s%s)\n", res.PeerID, res.Source, seq)
+				fmt.Fprintf(tw, "dht:\t%s\n", res.DHT)
+				if len(res.Addrs) == 0 {
+					fmt.Fprintf(tw, "addrs:\tnone found\n")
+				} else {
+					fmt.Fprintf(tw, "addrs:\t%s (from %s)\n", strings.Join(res.Addrs, "\n\t"), res.AddrSource)
+				}
+				fmt.Fprintf(tw, "connected:\t%t\n", res.Connected)
+				tw.Flush()
 			})
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +37,11 @@ type Node struct {
 	Keystore did.Keystore
 	Registry *prometheus.Registry
 	Client   *controlapi.Client
+	stop     func()
 }
+
+// Stop stops the node now instead of at the end of the test.
+func (n *Node) Stop() { n.stop() }
 
 // Option adjusts a node's config before it starts.
 type Option func(i int, cfg *config.Config)
@@ -80,20 +85,24 @@ func startOne(t testing.TB, i int, opts []Option) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- nd.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("node %d stopped with error: %v", i, err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("node %d stopped with error: %v", i, err)
+				}
+			case <-time.After(node.ShutdownTimeout + 5*time.Second):
+				t.Errorf("node %d did not stop within %s", i, node.ShutdownTimeout+5*time.Second)
 			}
-		case <-time.After(node.ShutdownTimeout + 5*time.Second):
-			t.Errorf("node %d did not stop within %s", i, node.ShutdownTimeout+5*time.Second)
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	require.Eventually(t, nd.Ready, 10*time.Second, 10*time.Millisecond, "node %d never became ready", i)
 	return &Node{Node: nd, DataDir: dir, Identity: id, Keystore: ks, Registry: reg,
-		Client: controlapi.NewClient(controlapi.SocketPath(dir))}
+		Client: controlapi.NewClient(controlapi.SocketPath(dir)), stop: stop}
 }
 
 // Multiaddr returns the node's first listen address with /p2p/<peer id>.
@@ -112,6 +121,15 @@ func (n *Node) HostPort(t testing.TB) string {
 	port, err := m.ValueForProtocol(ma.P_UDP)
 	require.NoError(t, err)
 	return ip + ":" + port
+}
+
+// Bootstrap returns an Option that gives every node the same bootstrap peers.
+func Bootstrap(peers ...*Node) Option {
+	addrs := make([]string, len(peers))
+	for i, p := range peers {
+		addrs[i] = p.Multiaddr()
+	}
+	return func(_ int, cfg *config.Config) { cfg.Network.BootstrapPeers = addrs }
 }
 
 // Connect dials b from a by multiaddr and waits until each lists the other

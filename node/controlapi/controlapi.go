@@ -32,6 +32,8 @@ const (
 	RoutePeers      = "/v0/network/peers"
 	RouteDial       = "/v0/network/dial"
 	RouteDisconnect = "/v0/network/disconnect"
+	RouteBootstrap  = "/v0/network/bootstrap"
+	RouteResolve    = "/v0/network/resolve"
 )
 
 // Status is GET /v0/status.
@@ -45,6 +47,8 @@ type Status struct {
 	Ready         bool     `json:"ready"`
 	DataDir       string   `json:"data_dir"`
 	BindingSeq    uint64   `json:"binding_seq"`
+	// DHTRoutingTable is the number of peers in the Kademlia routing table.
+	DHTRoutingTable int `json:"dht_routing_table"`
 }
 
 // Identity is GET /v0/id and the answer to POST /v0/id/rotate.
@@ -78,6 +82,36 @@ type DisconnectRequest struct {
 // DisconnectResponse says which peers were disconnected.
 type DisconnectResponse struct {
 	Disconnected []string `json:"disconnected"`
+}
+
+// BootstrapResult is the answer to POST /v0/network/bootstrap.
+type BootstrapResult struct {
+	Attempted    int      `json:"attempted"`
+	Connected    int      `json:"connected"`
+	RoutingTable int      `json:"routing_table"`
+	Errors       []string `json:"errors,omitempty"`
+}
+
+// ResolveRequest is POST /v0/network/resolve.
+type ResolveRequest struct {
+	DID string `json:"did"`
+}
+
+// Resolution is what a node found out about a DID.
+type Resolution struct {
+	DID    string `json:"did"`
+	PeerID string `json:"peer_id"`
+	// Source of the peer ID: cache (a binding learnt from a peer), dht (a
+	// binding record found in the DHT) or derived (from the DID's key).
+	Source string `json:"source"`
+	// Seq of the binding used (0 for derived).
+	Seq uint64 `json:"seq"`
+	// DHT is "found" or why the DHT lookup failed.
+	DHT   string   `json:"dht"`
+	Addrs []string `json:"addrs"`
+	// AddrSource is peerstore or dht ("" when no address was found).
+	AddrSource string `json:"addr_source"`
+	Connected  bool   `json:"connected"`
 }
 
 // RotateRequest is POST /v0/id/rotate. The passphrase proves the caller may
@@ -166,6 +200,18 @@ func (c *Client) Dial(ctx context.Context, req DialRequest) (Peer, error) {
 func (c *Client) Disconnect(ctx context.Context, peer string) (DisconnectResponse, error) {
 	var r DisconnectResponse
 	return r, c.do(ctx, http.MethodPost, RouteDisconnect, DisconnectRequest{Peer: peer}, &r)
+}
+
+// Bootstrap re-dials known and bootstrap peers and refreshes the DHT.
+func (c *Client) Bootstrap(ctx context.Context) (BootstrapResult, error) {
+	var r BootstrapResult
+	return r, c.do(ctx, http.MethodPost, RouteBootstrap, struct{}{}, &r)
+}
+
+// Resolve looks a DID up: cache, DHT, derived peer ID, and addresses.
+func (c *Client) Resolve(ctx context.Context, did string) (Resolution, error) {
+	var r Resolution
+	return r, c.do(ctx, http.MethodPost, RouteResolve, ResolveRequest{DID: did}, &r)
 }
 
 func (c *Client) do(ctx context.Context, method, route string, body, out any) error {
