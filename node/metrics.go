@@ -55,6 +55,9 @@ func newNetMetrics(reg prometheus.Registerer, activeConns, routingTableSize func
 	for _, src := range []string{"mdns", "dht", "bootstrap", "manual"} {
 		m.peersDiscovered.WithLabelValues(src)
 	}
+	for _, r := range []string{"timeout", "refused", "unreachable", "peer_id_mismatch", "resource_limit", "gated", "other"} {
+		m.dialFailures.WithLabelValues(r)
+	}
 	rt := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "icn_dht_routing_table_size",
 		Help: "Peers in the Kademlia routing table.",

@@ -118,14 +118,12 @@ func TestTwoDaemonsDialStatusHealthMetrics(t *testing.T) {
 	code, metrics := b.get("/metrics")
 	require.Equal(t, 200, code)
 	for _, name := range []string{
-		"icn_network_connections_total", "icn_network_connections_active",
-		"icn_network_messages_received_total", "icn_network_messages_rate_limited_total",
+		"icn_network_connections_total", "icn_network_connections_active 1",
+		"icn_network_messages_received_total", "icn_network_messages_rate_limited_total 0",
 		"libp2p_rcmgr_", "libp2p_swarm_", "libp2p_identify_", "go_goroutines", "process_resident_memory_bytes",
 	} {
-		require.Contains(t, metrics, name)
+		requireMetric(t, metrics, name)
 	}
-	require.Contains(t, metrics, "icn_network_connections_active 1\n")
-	require.Contains(t, metrics, "icn_network_messages_rate_limited_total 0\n")
 
 	a.stop()
 	b.stop()
@@ -194,4 +192,63 @@ func TestCheckConfigAndVersion(t *testing.T) {
 	d = spawn(t, baseEnv(), nil, "--version")
 	require.Equal(t, 0, d.wait(10*time.Second))
 	require.True(t, strings.HasPrefix(d.logs.String(), "icnd "), d.logs.String())
+}
+
+func TestDialByDIDAloneThroughTheDHT(t *testing.T) {
+	dirs := []string{tempDir(t), tempDir(t), tempDir(t)}
+	ids := make([]idJSON, 3)
+	for i, d := range dirs {
+		ids[i] = initID(t, d)
+	}
+	cfg, p := writeConfig(t, dirs[0], "127.0.0.1:0", "")
+	seed := startDaemon(t, dirs[0], cfg, p)
+	seedAddr := status(t, dirs[0]).ListenAddrs[0] + "/p2p/" + ids[0].PeerID
+	var ds []*daemon
+	for _, d := range dirs[1:] {
+		cfg, p := writeConfig(t, d, "127.0.0.1:0", fmt.Sprintf("bootstrap_peers = [%q]", seedAddr))
+		ds = append(ds, startDaemon(t, d, cfg, p))
+	}
+	for _, d := range dirs {
+		require.Eventually(t, func() bool { return status(t, d).DHTRoutingTable > 0 }, 30*time.Second, 100*time.Millisecond)
+	}
+	// c resolves b: a DHT record, and addresses.
+	var res controlapi.Resolution
+	require.Eventually(t, func() bool {
+		res = decode[controlapi.Resolution](t, ok(t, dirs[2], "network", "resolve", ids[1].DID, "--json"))
+		return res.DHT == "found"
+	}, 30*time.Second, 200*time.Millisecond)
+	require.Equal(t, ids[1].PeerID, res.PeerID)
+	require.NotEmpty(t, res.Addrs)
+	text := ok(t, dirs[2], "network", "resolve", ids[1].DID)
+	require.Contains(t, text, ids[1].PeerID)
+
+	ok(t, dirs[2], "network", "disconnect", ids[1].DID)
+	peer := decode[controlapi.Peer](t, ok(t, dirs[2], "network", "dial", ids[1].DID, "--json"))
+	require.Equal(t, ids[1].PeerID, peer.PeerID)
+
+	b := decode[controlapi.BootstrapResult](t, ok(t, dirs[1], "network", "bootstrap", "--json"))
+	require.GreaterOrEqual(t, b.Connected, 1)
+	require.Greater(t, b.RoutingTable, 0)
+
+	_, metrics := ds[1].get("/metrics")
+	for _, name := range []string{"icn_dht_routing_table_size", `icn_discovery_peers_discovered_total{source="bootstrap"} 1`,
+		`icn_discovery_peers_discovered_total{source="dht"}`, `icn_network_dial_failures_total{reason="timeout"}`, `icn_dht_bootstraps_total{trigger="start"} 1`} {
+		requireMetric(t, metrics, name)
+	}
+	for _, d := range ds {
+		d.stop()
+	}
+	seed.stop()
+}
+
+// requireMetric checks that a line of the exposition starts with prefix,
+// without dumping the whole exposition when it does not.
+func requireMetric(t *testing.T, exposition, prefix string) {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return
+		}
+	}
+	t.Errorf("no metric line starts with %q", prefix)
 }

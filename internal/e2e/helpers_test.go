@@ -141,7 +141,8 @@ func freeTCPPort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// nodeConfig writes a config for a loopback node and returns its path and ports.
+// writeConfig writes a config for a loopback node and returns its path and
+// ports; extra is TOML added to the [network] table.
 type ports struct{ health, metrics int }
 
 func writeConfig(t *testing.T, dir, listen string, extra string) (string, ports) {
@@ -150,12 +151,13 @@ func writeConfig(t *testing.T, dir, listen string, extra string) (string, ports)
 	body := fmt.Sprintf(`[network]
 listen_addr = %q
 mdns_enabled = false
+%s
 [observability]
 health_port = %d
 metrics_port = %d
 http_bind = "127.0.0.1"
 log_level = "debug"
-%s`, listen, p.health, p.metrics, extra)
+`, listen, extra, p.health, p.metrics)
 	path := filepath.Join(dir, "config.toml")
 	require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
 	return path, p
