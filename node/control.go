@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/intercooperative/icn/did"
@@ -87,6 +88,7 @@ func (n *Node) controlHandler() http.Handler {
 		}
 		controlapi.WriteJSON(w, http.StatusOK, res)
 	})
+	mux.HandleFunc("GET "+controlapi.RouteLimits, n.handleLimits)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path),
@@ -128,7 +130,9 @@ func (n *Node) Status() controlapi.Status {
 	return controlapi.Status{
 		DID:           st.id.DID.String(),
 		PeerID:        st.h.ID().String(),
-		ListenAddrs:   multiaddrStrings(st.h.Addrs()),
+		ListenAddrs:   multiaddrStrings(st.listenAddrs()),
+		AnnounceAddrs: multiaddrStrings(st.h.Addrs()),
+		Protocols:     protocolStrings(st.h.Mux().Protocols()),
 		Peers:         len(st.h.Network().Peers()),
 		Version:       version.Version,
 		UptimeSeconds: time.Since(n.started).Seconds(),
@@ -138,6 +142,15 @@ func (n *Node) Status() controlapi.Status {
 
 		DHTRoutingTable: st.dht.RoutingTableSize(),
 	}
+}
+
+func protocolStrings(ps []protocol.ID) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (n *Node) identityInfo() controlapi.Identity {

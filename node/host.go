@@ -189,6 +189,23 @@ func (st *netStack) redial(ctx context.Context, peers []peer.AddrInfo, timeout t
 	wg.Wait()
 }
 
+// listenAddrs are the addresses the host is bound to, with unspecified
+// addresses (0.0.0.0, ::) expanded to the interface addresses.
+func (st *netStack) listenAddrs() []ma.Multiaddr {
+	addrs, err := st.h.Network().InterfaceListenAddresses()
+	if err != nil {
+		addrs = st.h.Network().ListenAddresses()
+	}
+	out := addrs[:0:0]
+	for _, a := range addrs {
+		// The relay transport "listens" on /p2p-circuit: not an address of ours.
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func multiaddrStrings(addrs []ma.Multiaddr) []string {
 	out := make([]string, len(addrs))
 	for i, a := range addrs {

@@ -242,7 +242,7 @@ func (n *Node) Run(ctx context.Context) error {
 	})
 	n.ready.Store(true)
 	st := n.current()
-	n.log.Info("icnd ready", "did", st.id.DID, "peer_id", st.h.ID(), "listen", multiaddrStrings(st.h.Addrs()),
+	n.log.Info("icnd ready", "did", st.id.DID, "peer_id", st.h.ID(), "listen", multiaddrStrings(st.listenAddrs()),
 		"control", controlapi.SocketPath(n.cfg.DataDir), "health", addrOf(n.healthLn), "metrics", addrOf(n.metricsLn))
 
 	done := make(chan error, 1)

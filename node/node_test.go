@@ -165,3 +165,44 @@ func TestBootstrapPeersDialledAtStart(t *testing.T) {
 	harness.WaitPeer(t, joiner, seed)
 	harness.WaitPeer(t, seed, joiner)
 }
+
+func TestWANOptions(t *testing.T) {
+	on := harness.Start(t, 1)[0]
+	off := harness.Start(t, 1, func(_ int, cfg *config.Config) {
+		cfg.Network.AutoNAT, cfg.Network.HolePunching, cfg.Network.RelayClient = false, false, false
+		cfg.Network.AnnounceAddrs = []string{"203.0.113.7:7777", "/dns4/coop.example.org/udp/7777/quic-v1"}
+	})[0]
+	has := func(n *harness.Node, proto string) bool {
+		for _, p := range n.Status().Protocols {
+			if p == proto {
+				return true
+			}
+		}
+		return false
+	}
+	for _, proto := range []string{"/libp2p/circuit/relay/0.2.0/stop", "/libp2p/autonat/1.0.0"} {
+		require.True(t, has(on, proto), "%s missing with defaults: %v", proto, on.Status().Protocols)
+		require.False(t, has(off, proto), "%s served although turned off", proto)
+	}
+	// The hole-punching service serves /libp2p/dcutr only once it thinks the
+	// node is behind a NAT, so check that it exists through its metrics.
+	families := func(n *harness.Node, prefix string) int {
+		mfs, err := n.Registry.Gather()
+		require.NoError(t, err)
+		c := 0
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), prefix) {
+				c++
+			}
+		}
+		return c
+	}
+	require.Positive(t, families(on, "libp2p_holepunch_"))
+	require.Zero(t, families(off, "libp2p_holepunch_"))
+	for _, proto := range []string{"/icn/id/1.0.0", "/icn/kad/1.0.0"} {
+		require.True(t, has(on, proto), proto)
+	}
+	s := off.Status()
+	require.Equal(t, []string{"/ip4/203.0.113.7/udp/7777/quic-v1", "/dns4/coop.example.org/udp/7777/quic-v1"}, s.AnnounceAddrs)
+	require.True(t, strings.HasPrefix(s.ListenAddrs[0], "/ip4/127.0.0.1/udp/"), s.ListenAddrs)
+}

@@ -38,9 +38,15 @@ const (
 
 // Status is GET /v0/status.
 type Status struct {
-	DID           string   `json:"did"`
-	PeerID        string   `json:"peer_id"`
-	ListenAddrs   []string `json:"listen_addrs"`
+	DID    string `json:"did"`
+	PeerID string `json:"peer_id"`
+	// ListenAddrs are the addresses icnd is bound to.
+	ListenAddrs []string `json:"listen_addrs"`
+	// AnnounceAddrs are the addresses peers are told to dial
+	// (network.announce_addrs when set).
+	AnnounceAddrs []string `json:"announce_addrs"`
+	// Protocols are the libp2p protocols this node serves.
+	Protocols     []string `json:"protocols"`
 	Peers         int      `json:"peers"`
 	Version       string   `json:"version"`
 	UptimeSeconds float64  `json:"uptime_seconds"`
