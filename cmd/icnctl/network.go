@@ -43,7 +43,7 @@ func (a *app) statusCmd() *cobra.Command {
 
 func (a *app) networkCmd() *cobra.Command {
 	cmd := group("network", "Peers and connections")
-	cmd.AddCommand(a.peersCmd(), a.dialCmd(), a.disconnectCmd(), a.bootstrapCmd(), a.resolveCmd())
+	cmd.AddCommand(a.peersCmd(), a.dialCmd(), a.disconnectCmd(), a.bootstrapCmd(), a.resolveCmd(), a.limitsCmd())
 	return cmd
 }
 
