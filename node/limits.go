@@ -288,7 +288,7 @@ type blocked struct {
 	resource string // metric label: connections, streams, memory, fds
 	dir      string // in, out, total, rate: which limit of the resource
 	what     string // the limit in plain words: "inbound connections"
-	where    string // the scope in plain words: "for the whole node (system scope)"
+	where    string // the scope in plain words: "for the whole node (system scope)", "still being set up (transient scope)"
 	used     int64
 	limit    int64
 	asked    int64  // memory: bytes asked for
@@ -386,11 +386,11 @@ func parseScope(name string, l rcmgr.Limiter) scopeRef {
 	case name == "system":
 		return scopeRef{"system", "for the whole node (system scope)", l.GetSystemLimits()}
 	case name == "transient":
-		return scopeRef{"transient", "for connections and streams still being set up (transient scope)", l.GetTransientLimits()}
+		return scopeRef{"transient", "still being set up (transient scope)", l.GetTransientLimits()}
 	case name == "allowlistedSystem":
 		return scopeRef{"system", "for allowlisted addresses on the whole node (allowlisted system scope)", l.GetAllowlistedSystemLimits()}
 	case name == "allowlistedTransient":
-		return scopeRef{"transient", "for allowlisted connections and streams still being set up (allowlisted transient scope)", l.GetAllowlistedTransientLimits()}
+		return scopeRef{"transient", "from allowlisted addresses still being set up (allowlisted transient scope)", l.GetAllowlistedTransientLimits()}
 	case strings.HasPrefix(name, "peer:"):
 		id := name[len("peer:"):]
 		p, _ := peer.Decode(id)
@@ -638,7 +638,7 @@ func (n *Node) Limits() (controlapi.Limits, error) {
 		}
 	}
 	out.NearlyFull = append(out.NearlyFull, nearlyFull("system", "for the whole node", out.System)...)
-	out.NearlyFull = append(out.NearlyFull, nearlyFull("transient", "for connections and streams still being set up", out.Transient)...)
+	out.NearlyFull = append(out.NearlyFull, nearlyFull("transient", "still being set up", out.Transient)...)
 	for _, p := range out.Peers.Top {
 		out.NearlyFull = append(out.NearlyFull, nearlyFull("peer "+p.PeerID, "with peer "+p.PeerID, p.ScopeUsage)...)
 	}

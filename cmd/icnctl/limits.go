@@ -31,18 +31,17 @@ func (a *app) limitsCmd() *cobra.Command {
 }
 
 func printLimits(w io.Writer, l controlapi.Limits) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	printLimitScope(tw, "whole node (system scope)", l.System)
-	fmt.Fprintln(tw)
-	printLimitScope(tw, "being set up: handshakes and unnegotiated streams (transient scope)", l.Transient)
-	tw.Flush()
+	printLimitScopes(w, []limitScope{
+		{"whole node (system scope)", l.System},
+		{"being set up: handshakes and unnegotiated streams (transient scope)", l.Transient},
+	})
 	fmt.Fprintln(w)
 
 	pl := l.Peers.Limits
 	fmt.Fprintf(w, "peers: %d holding resources; each may hold %s connections, %s streams (%s inbound), %s of memory\n",
 		l.Peers.Count, limitCount(pl.Connections), limitCount(pl.Streams), limitCount(pl.StreamsInbound), limitBytesValue(pl.MemoryBytes))
 	if len(l.Peers.Top) > 0 {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  PEER ID\tDID\tCONNECTIONS\tSTREAMS\tIN / OUT\tMEMORY")
 		for _, p := range l.Peers.Top {
 			d := p.DID
@@ -74,14 +73,40 @@ func printLimits(w io.Writer, l controlapi.Limits) {
 	}
 }
 
-func printLimitScope(tw *tabwriter.Writer, title string, s controlapi.ScopeUsage) {
-	fmt.Fprintln(tw, title)
-	fmt.Fprintf(tw, "  connections\t%s\tinbound %s\toutbound %s\n",
-		limitPct(s.Connections.Total), limitPct(s.Connections.Inbound), limitPct(s.Connections.Outbound))
-	fmt.Fprintf(tw, "  streams\t%s\tinbound %s\toutbound %s\n",
-		limitPct(s.Streams.Total), limitPct(s.Streams.Inbound), limitPct(s.Streams.Outbound))
-	fmt.Fprintf(tw, "  memory\t%s\t\t\n", limitBytes(s.MemoryBytes))
-	fmt.Fprintf(tw, "  file descriptors\t%s\t\t\n", limitPct(s.FDs))
+type limitScope struct {
+	title string
+	use   controlapi.ScopeUsage
+}
+
+// printLimitScopes prints each scope's resources in columns aligned across
+// all the scopes.
+func printLimitScopes(w io.Writer, scopes []limitScope) {
+	rows := make([][][4]string, len(scopes))
+	var width [4]int
+	for i, s := range scopes {
+		u := s.use
+		rows[i] = [][4]string{
+			{"connections", limitPct(u.Connections.Total), "inbound " + limitPct(u.Connections.Inbound), "outbound " + limitPct(u.Connections.Outbound)},
+			{"streams", limitPct(u.Streams.Total), "inbound " + limitPct(u.Streams.Inbound), "outbound " + limitPct(u.Streams.Outbound)},
+			{"memory", limitBytes(u.MemoryBytes)},
+			{"file descriptors", limitPct(u.FDs)},
+		}
+		for _, r := range rows[i] {
+			for c, cell := range r {
+				width[c] = max(width[c], len(cell))
+			}
+		}
+	}
+	for i, s := range scopes {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, s.title)
+		for _, r := range rows[i] {
+			line := fmt.Sprintf("  %-*s  %-*s  %-*s  %s", width[0], r[0], width[1], r[1], width[2], r[2], r[3])
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
+		}
+	}
 }
 
 // limitPct prints "12 / 504 (2%)".
