@@ -42,6 +42,16 @@ func forbid(t *testing.T, pattern string, forbidden ...string) {
 func TestLayering(t *testing.T) {
 	forbid(t, "did/...", mod+"protocols", mod+"node", mod+"ledger")
 	forbid(t, "protocols/...", mod+"node")
+	// The ledger core does no I/O: no network, no disk, no libp2p host.
+	forbid(t, "ledger", mod+"protocols", mod+"node", "github.com/libp2p/go-libp2p/p2p", "github.com/ipfs/go-datastore")
+	out, err := exec.Command("go", "list", "-f", "{{join .Imports \" \"}}", mod+"ledger").Output()
+	require.NoError(t, err)
+	for _, imp := range strings.Fields(string(out)) {
+		switch imp {
+		case "os", "net", "net/http", "time", "io/fs", "path/filepath":
+			t.Errorf("ledger imports %s itself; the core must stay free of I/O and clocks", imp)
+		}
+	}
 	// icnctl talks to the daemon through node/controlapi only.
 	forbid(t, "cmd/icnctl", "github.com/libp2p/go-libp2p/p2p/host/basic", mod+"protocols")
 	forbid(t, "node/controlapi", "github.com/libp2p/go-libp2p")

@@ -1,0 +1,141 @@
+package ledger
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/stretchr/testify/require"
+)
+
+// carol equivocates: she pays alice with one twin and bob with the other.
+// Three replicas see the twins in different orders and pick the same
+// winner; an honest entry that only referenced the loser stays accepted,
+// one that spent the loser's credit does not, and its author carries on.
+func TestEquivocationSameWinnerEverywhere(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	alice, bob, carol := newMember(t, r), newMember(t, r), newMember(t, r)
+	def := sign(t, alice, &Entry{Seq: 1, Kind: KindCurrency, Currency: &CurrencyDef{Symbol: "hours", CreditLimit: 100}})
+	cur := CurrencyID{"hours", alice.id}
+	c1 := sign(t, carol, &Entry{Seq: 1, Parents: []cid.Cid{def.CID}, Kind: KindTransfer, Postings: pay(carol.id, alice.id, cur, 100)})
+	c1b := sign(t, carol, &Entry{Seq: 1, Parents: []cid.Cid{def.CID}, Kind: KindTransfer, Postings: pay(carol.id, bob.id, cur, 100)})
+	winner, loser := c1, c1b
+	if cidLess(c1b.CID, c1.CID) {
+		winner, loser = c1b, c1
+	}
+	// Whoever the loser paid spends that credit; the other only saw the loser.
+	paidByLoser := alice
+	if loser.Entry.Postings[1].Account == bob.id {
+		paidByLoser = bob
+	}
+	other := alice
+	if paidByLoser.id == alice.id {
+		other = bob
+	}
+	// The one paid by the loser spends 150: only possible with that credit.
+	var spendPrev cid.Cid
+	spendSeq := uint64(1)
+	if paidByLoser.id == alice.id {
+		spendPrev, spendSeq = def.CID, 2
+	}
+	spend := sign(t, paidByLoser, &Entry{Seq: spendSeq, Prev: spendPrev, Parents: without(sortedCIDs(loser.CID, def.CID), spendPrev), Kind: KindTransfer, Postings: pay(paidByLoser.id, carol.id, cur, 150)})
+	// The other merely knew about the loser and pays 10 of its own credit.
+	var refPrev cid.Cid
+	refSeq := uint64(1)
+	if other.id == alice.id {
+		refPrev, refSeq = def.CID, 2
+	}
+	ref := sign(t, other, &Entry{Seq: refSeq, Prev: refPrev, Parents: without(sortedCIDs(loser.CID, def.CID), refPrev), Kind: KindTransfer, Postings: pay(other.id, carol.id, cur, 10)})
+	// The spender carries on with a payment within its own limit.
+	after := sign(t, paidByLoser, &Entry{Seq: spendSeq + 1, Prev: spend.CID, Kind: KindTransfer, Postings: pay(paidByLoser.id, carol.id, cur, 20)})
+
+	all := []*Verified{def, c1, c1b, spend, ref, after}
+	orders := [][]int{{0, 1, 2, 3, 4, 5}, {0, 2, 1, 5, 4, 3}, {5, 4, 3, 2, 1, 0}}
+	var hashes [][32]byte
+	for _, o := range orders {
+		l := replay(all, o)
+		checkInvariants(t, l)
+		st, reason := l.Status(winner.CID)
+		require.Equal(t, StatusAccepted, st, reason)
+		st, reason = l.Status(loser.CID)
+		require.Equal(t, StatusQuarantined, st)
+		require.Contains(t, reason, "equivocation")
+		st, reason = l.Status(spend.CID)
+		require.Equal(t, StatusQuarantined, st, "spending a double-spent credit")
+		require.Contains(t, reason, "over the credit limit")
+		st, reason = l.Status(ref.CID)
+		require.Equal(t, StatusAccepted, st, "merely referencing the loser: %s", reason)
+		st, reason = l.Status(after.CID)
+		require.Equal(t, StatusAccepted, st, "the honest author carries on: %s", reason)
+		hashes = append(hashes, l.StateHash())
+	}
+	require.Equal(t, hashes[0], hashes[1])
+	require.Equal(t, hashes[0], hashes[2])
+}
+
+func TestPendingUntilParentsArrive(t *testing.T) {
+	alice, bob, cur, def := fixture(t)
+	p := sign(t, alice, &Entry{Seq: 2, Prev: def.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 5)})
+	l := New()
+	out := l.Add(p)
+	require.Equal(t, StatusPending, out.Status)
+	require.Equal(t, []cid.Cid{def.CID}, out.Missing)
+	require.Equal(t, []cid.Cid{def.CID}, l.Missing())
+	require.Equal(t, int64(0), l.Balance(bob.id, cur))
+	out = l.Add(def)
+	require.Equal(t, StatusAccepted, out.Status)
+	require.Len(t, out.Decisions, 2)
+	require.Equal(t, int64(5), l.Balance(bob.id, cur))
+	require.Empty(t, l.Missing())
+	require.True(t, l.Add(p).Duplicate)
+	require.Equal(t, []cid.Cid{p.CID}, l.Heads())
+}
+
+func TestCreditLimitAndUnknownCurrency(t *testing.T) {
+	alice, bob, cur, def := fixture(t) // limit 10000
+	l := New()
+	l.Add(def)
+	over := sign(t, bob, &Entry{Seq: 1, Parents: []cid.Cid{def.CID}, Kind: KindTransfer, Postings: pay(bob.id, alice.id, cur, 10001)})
+	out := l.Add(over)
+	require.Equal(t, StatusQuarantined, out.Status)
+	require.Contains(t, out.Reason, "over the credit limit")
+	// bob's next entry, built on the rejected one, may still spend up to the limit.
+	ok := sign(t, bob, &Entry{Seq: 2, Prev: over.CID, Kind: KindTransfer, Postings: pay(bob.id, alice.id, cur, 10000)})
+	require.Equal(t, StatusAccepted, l.Add(ok).Status)
+	require.Equal(t, int64(-10000), l.Balance(bob.id, cur))
+	// A currency nobody defined.
+	ghost := CurrencyID{"ghost", bob.id}
+	g := sign(t, alice, &Entry{Seq: 2, Prev: def.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, ghost, 1)})
+	out = l.Add(g)
+	require.Equal(t, StatusQuarantined, out.Status)
+	require.Contains(t, out.Reason, "not defined")
+	// A currency defined, but not in the entry's causal past.
+	l2 := New()
+	l2.Add(def)
+	blind := sign(t, bob, &Entry{Seq: 1, Kind: KindTransfer, Postings: pay(bob.id, alice.id, cur, 1)})
+	require.Contains(t, l2.Add(blind).Reason, "not defined in the entry's causal past")
+	checkInvariants(t, l)
+}
+
+func sortedCIDs(cs ...cid.Cid) []cid.Cid {
+	var out []cid.Cid
+	seen := map[cid.Cid]bool{}
+	for _, c := range cs {
+		if c.Defined() && !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	SortCIDs(out)
+	return out
+}
+
+func without(cs []cid.Cid, drop cid.Cid) []cid.Cid {
+	var out []cid.Cid
+	for _, c := range cs {
+		if !c.Equals(drop) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
