@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -612,4 +613,66 @@ func (l *Ledger) LastAccepted(author did.DID) (uint64, cid.Cid) {
 		return 0, cid.Undef
 	}
 	return best, a.accepted[best]
+}
+
+// ErrEquivocation means the author already has a complete entry with that seq.
+var ErrEquivocation = errors.New("the author already signed an entry with this seq")
+
+// ErrIncomplete means an entry's parents are not all known.
+var ErrIncomplete = errors.New("the entry's parents are not all known")
+
+// Check evaluates an entry as Add would, without changing the ledger: it is
+// how a node refuses to sign and publish its own entry that would be
+// quarantined (over the limit, unknown currency). The entry must be complete
+// and must not equivocate.
+func (l *Ledger) Check(v *Verified) (Status, string, error) {
+	e := v.Entry
+	if len(l.missingOf(e)) > 0 {
+		return StatusUnknown, "", ErrIncomplete
+	}
+	if a, ok := l.authors[e.Author]; ok && len(a.groups[e.Seq]) > 0 {
+		return StatusUnknown, "", ErrEquivocation
+	}
+	a, ok := l.authors[e.Author]
+	if !ok {
+		a = &authorState{ix: uint32(len(l.authorIx))} // not registered: Check mutates nothing
+	}
+	n := &node{v: v}
+	var vc vclock
+	for _, p := range parentsOf(e) {
+		vc = vc.merge(l.nodes[p].vc)
+	}
+	raw, _ := vc.get(a.ix)
+	var prev *node
+	if e.Prev.Defined() {
+		prev = l.nodes[e.Prev]
+		n.tainted = prev.loser || prev.tainted
+	}
+	st, reason := l.judge(n, vc, raw, prev)
+	return st, reason, nil
+}
+
+// Next returns what an author's next entry must carry: its seq, its prev
+// (the winning entry at seq-1) and, as parents, the current heads (at most
+// MaxParents of them, prev excluded).
+func (l *Ledger) Next(author did.DID) (seq uint64, prev cid.Cid, parents []cid.Cid) {
+	if a, ok := l.authors[author]; ok {
+		for s := range a.groups {
+			if s > seq {
+				seq = s
+			}
+		}
+		if seq > 0 {
+			prev = minCID(a.groups[seq])
+		}
+	}
+	for _, h := range l.Heads() {
+		if len(parents) == MaxParents {
+			break
+		}
+		if !h.Equals(prev) {
+			parents = append(parents, h)
+		}
+	}
+	return seq + 1, prev, parents
 }

@@ -139,3 +139,33 @@ func without(cs []cid.Cid, drop cid.Cid) []cid.Cid {
 	}
 	return out
 }
+
+func TestCheckDoesNotChangeTheLedger(t *testing.T) {
+	alice, bob, cur, def := fixture(t)
+	l := New()
+	l.Add(def)
+	before := l.StateHash()
+	over := sign(t, bob, &Entry{Seq: 1, Parents: []cid.Cid{def.CID}, Kind: KindTransfer, Postings: pay(bob.id, alice.id, cur, 10001)})
+	st, reason, err := l.Check(over)
+	require.NoError(t, err)
+	require.Equal(t, StatusQuarantined, st)
+	require.Contains(t, reason, "over the credit limit")
+	ok := sign(t, bob, &Entry{Seq: 1, Parents: []cid.Cid{def.CID}, Kind: KindTransfer, Postings: pay(bob.id, alice.id, cur, 10)})
+	st, _, err = l.Check(ok)
+	require.NoError(t, err)
+	require.Equal(t, StatusAccepted, st)
+	require.Equal(t, before, l.StateHash())
+	_, quarantined, _ := l.Counts()
+	require.Zero(t, quarantined, "Check recorded nothing")
+	require.Equal(t, StatusUnknown, func() Status { s, _ := l.Status(ok.CID); return s }())
+	// Equivocation and incompleteness are errors.
+	l.Add(ok)
+	_, _, err = l.Check(over)
+	require.ErrorIs(t, err, ErrEquivocation)
+	orphan := sign(t, alice, &Entry{Seq: 3, Prev: ok.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 1)})
+	_, _, err = l.Check(orphan)
+	require.NotErrorIs(t, err, ErrIncomplete) // parents known; the chain rule decides
+	missing := sign(t, alice, &Entry{Seq: 2, Prev: BlockCID([]byte("nope")), Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 1)})
+	_, _, err = l.Check(missing)
+	require.ErrorIs(t, err, ErrIncomplete)
+}

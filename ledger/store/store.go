@@ -1,0 +1,269 @@
+// Package store keeps the ledger on disk: every verified entry as a
+// content-addressed block in the Badger datastore (go-datastore +
+// go-ds-badger4), with its arrival order, written in one transaction per
+// batch so a crash never leaves half an entry, and acknowledged only once
+// that transaction is synced to disk. The ledger state (statuses, balances,
+// heads) is derived from the blocks by package ledger, in memory; Open
+// rebuilds it by replaying the blocks in arrival order, without re-checking
+// signatures that were checked before the blocks were written.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+	badger4 "github.com/ipfs/go-ds-badger4"
+
+	"github.com/intercooperative/icn/ledger"
+)
+
+// Key layout.
+var (
+	blockPrefix = ds.NewKey("/ledger/block")
+	orderPrefix = ds.NewKey("/ledger/order")
+)
+
+func blockKey(c cid.Cid) ds.Key { return blockPrefix.ChildString(c.String()) }
+
+// orderKey sorts numerically as a string: fixed-width hex.
+func orderKey(n uint64) ds.Key { return orderPrefix.ChildString(fmt.Sprintf("%016x", n)) }
+
+// Options configure the store.
+type Options struct {
+	// NoSync skips the fsync of each commit: faster, and acknowledged
+	// entries may be lost in a power cut. Only for tests and benchmarks.
+	NoSync bool
+	// Workers verifies signatures in parallel; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Store is the durable ledger. It is safe for concurrent use.
+type Store struct {
+	ds      *badger4.Datastore
+	workers int
+
+	mu   sync.Mutex // guards led and next
+	led  *ledger.Ledger
+	next uint64
+}
+
+// Open opens (or creates) the store in dir and rebuilds the ledger state.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	bopts := badger4.DefaultOptions
+	bopts.Options = badger.DefaultOptions("").
+		WithSyncWrites(!opts.NoSync).
+		WithLogger(nil).
+		// Sized for a node, not a database server: a few MiB of memtables
+		// and caches keep a daemon with 100k entries small.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueLogFileSize(64 << 20)
+	bopts.GcInterval = 0
+	d, err := badger4.NewDatastore(dir, &bopts)
+	if err != nil {
+		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
+	}
+	s := &Store{ds: d, workers: opts.Workers, led: ledger.New()}
+	if s.workers <= 0 {
+		s.workers = runtime.GOMAXPROCS(0)
+	}
+	if err := s.load(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load replays the blocks in arrival order.
+func (s *Store) load(ctx context.Context) error {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: orderPrefix.String(), Orders: []dsq.Order{dsq.OrderByKey{}}})
+	if err != nil {
+		return fmt.Errorf("read ledger order: %w", err)
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return fmt.Errorf("read ledger order: %w", r.Error)
+		}
+		_, c, err := cid.CidFromBytes(r.Value)
+		if err != nil {
+			return fmt.Errorf("ledger order %s: %w", r.Key, err)
+		}
+		block, err := s.ds.Get(ctx, blockKey(c))
+		if err != nil {
+			return fmt.Errorf("ledger block %s: %w", c, err)
+		}
+		e, err := ledger.Decode(block)
+		if err != nil {
+			return fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", c, err)
+		}
+		if got := ledger.BlockCID(block); !got.Equals(c) {
+			return fmt.Errorf("ledger block %s is corrupt: its bytes hash to %s", c, got)
+		}
+		s.led.Add(&ledger.Verified{Entry: e, CID: c, Block: block})
+		s.next++
+	}
+	return nil
+}
+
+// Close closes the datastore.
+func (s *Store) Close() error { return s.ds.Close() }
+
+// Result is what became of one ingested block.
+type Result struct {
+	CID       cid.Cid
+	Status    ledger.Status
+	Reason    string
+	Duplicate bool
+	// Err is set when the block was refused (malformed, bad signature, a
+	// static rule) and nothing was stored.
+	Err error
+}
+
+// Ingest verifies blocks in parallel, applies them to the ledger, stores the
+// new ones in one synced transaction, and only then returns. want, when
+// given, holds the CID each block was requested under (cid.Undef if none).
+func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]Result, error) {
+	verified := make([]*ledger.Verified, len(blocks))
+	results := make([]Result, len(blocks))
+	s.verifyAll(blocks, want, verified, results)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var fresh []*ledger.Verified
+	for i, v := range verified {
+		if v == nil {
+			continue
+		}
+		out := s.led.Add(v)
+		results[i].Status, results[i].Reason, results[i].Duplicate = out.Status, out.Reason, out.Duplicate
+		if !out.Duplicate {
+			fresh = append(fresh, v)
+		}
+	}
+	if err := s.persist(ctx, fresh); err != nil {
+		return results, err
+	}
+	return results, nil
+}
+
+func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Verified, results []Result) {
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for w := 0; w < min(s.workers, len(blocks)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				w := cid.Undef
+				if i < len(want) {
+					w = want[i]
+				}
+				v, err := ledger.Verify(blocks[i], w)
+				if err != nil {
+					results[i] = Result{CID: ledger.BlockCID(blocks[i]), Err: err}
+					continue
+				}
+				verified[i] = v
+				results[i].CID = v.CID
+			}
+		}()
+	}
+	for i := range blocks {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// persist writes blocks and their order in one transaction. The caller
+// holds s.mu, so order numbers are assigned in the order Add saw them.
+func (s *Store) persist(ctx context.Context, vs []*ledger.Verified) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	txn, err := s.ds.NewTransaction(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer txn.Discard(ctx)
+	next := s.next
+	for _, v := range vs {
+		if err := txn.Put(ctx, blockKey(v.CID), v.Block); err != nil {
+			return fmt.Errorf("store block %s: %w", v.CID, err)
+		}
+		if err := txn.Put(ctx, orderKey(next), v.CID.Bytes()); err != nil {
+			return fmt.Errorf("store block order: %w", err)
+		}
+		next++
+	}
+	if err := txn.Commit(ctx); err != nil {
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			mid := len(vs) / 2
+			if err := s.persist(ctx, vs[:mid]); err != nil {
+				return err
+			}
+			return s.persist(ctx, vs[mid:])
+		}
+		return fmt.Errorf("commit ledger blocks: %w", err)
+	}
+	s.next = next
+	return nil
+}
+
+// Read runs fn with the ledger state under the store's lock. fn must not
+// keep the ledger beyond the call.
+func (s *Store) Read(fn func(l *ledger.Ledger)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(s.led)
+}
+
+// ErrRefused means a locally built entry would not be accepted; nothing was
+// stored. The error says why.
+var ErrRefused = errors.New("entry refused")
+
+// Append builds, signs and stores a new entry by the local author: build
+// gets the ledger under the lock and returns the signed block; Append checks
+// that the entry would be accepted (over-limit or unknown-currency entries
+// are refused, not stored) and stores it durably before returning.
+func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte, error)) (Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	block, err := build(s.led)
+	if err != nil {
+		return Result{}, err
+	}
+	v, err := ledger.Verify(block, cid.Undef)
+	if err != nil {
+		return Result{}, err
+	}
+	st, reason, err := s.led.Check(v)
+	if err != nil {
+		return Result{CID: v.CID}, err
+	}
+	if st != ledger.StatusAccepted {
+		return Result{CID: v.CID, Status: st, Reason: reason}, fmt.Errorf("%w: %s", ErrRefused, reason)
+	}
+	out := s.led.Add(v)
+	if err := s.persist(ctx, []*ledger.Verified{v}); err != nil {
+		return Result{CID: v.CID}, err
+	}
+	return Result{CID: v.CID, Status: out.Status, Reason: out.Reason}, nil
+}
+
+// Count is the number of stored blocks.
+func (s *Store) Count() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next
+}

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/ledger"
+)
+
+type author struct {
+	id  did.DID
+	key ed25519.PrivateKey
+}
+
+func newAuthor(t testing.TB) author {
+	t.Helper()
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	id, err := did.FromPublicKey(pub)
+	require.NoError(t, err)
+	return author{id, key}
+}
+
+// next signs the author's next entry on l.
+func (a author) next(l *ledger.Ledger, kind ledger.Kind, def *ledger.CurrencyDef, postings []ledger.Posting) ([]byte, error) {
+	seq, prev, parents := l.Next(a.id)
+	e := &ledger.Entry{Author: a.id, Seq: seq, Prev: prev, Parents: parents, Kind: kind, Currency: def, Postings: postings}
+	b, _, err := ledger.Sign(e, a.key)
+	return b, err
+}
+
+func pay(from, to did.DID, cur ledger.CurrencyID, n int64) []ledger.Posting {
+	return []ledger.Posting{{Account: from, Currency: cur, Amount: -n}, {Account: to, Currency: cur, Amount: n}}
+}
+
+func openStore(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir, Options{})
+	require.NoError(t, err)
+	return s
+}
+
+func TestAppendIngestReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "datastore")
+	alice, bob := newAuthor(t), newAuthor(t)
+	cur := ledger.CurrencyID{Symbol: "hours", Issuer: alice.id}
+	s := openStore(t, dir)
+	_, err := s.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
+		return alice.next(l, ledger.KindCurrency, &ledger.CurrencyDef{Symbol: "hours", Decimals: 2, CreditLimit: 500}, nil)
+	})
+	require.NoError(t, err)
+	for i := 0; i < 5; i++ {
+		r, err := s.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
+			return alice.next(l, ledger.KindTransfer, nil, pay(alice.id, bob.id, cur, 100))
+		})
+		require.NoError(t, err)
+		require.Equal(t, ledger.StatusAccepted, r.Status)
+	}
+	// The sixth would take alice to -600, below -500: refused, not stored.
+	r, err := s.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
+		return alice.next(l, ledger.KindTransfer, nil, pay(alice.id, bob.id, cur, 100))
+	})
+	require.ErrorIs(t, err, ErrRefused)
+	require.Contains(t, err.Error(), "over the credit limit")
+	require.Equal(t, uint64(6), s.Count())
+	var hash [32]byte
+	s.Read(func(l *ledger.Ledger) {
+		require.Equal(t, int64(-500), l.Balance(alice.id, cur))
+		require.Equal(t, int64(500), l.Balance(bob.id, cur))
+		st, _ := l.Status(r.CID)
+		require.Equal(t, ledger.StatusUnknown, st)
+		hash = l.StateHash()
+	})
+
+	// bob, on another store, ingests alice's blocks in reverse order.
+	var blocks [][]byte
+	s.Read(func(l *ledger.Ledger) {
+		for _, v := range l.AuthorEntries(alice.id, 0) {
+			blocks = append([][]byte{v.Block}, blocks...)
+		}
+	})
+	other := openStore(t, filepath.Join(t.TempDir(), "ds2"))
+	res, err := other.Ingest(ctx, blocks, nil)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.NoError(t, r.Err)
+	}
+	other.Read(func(l *ledger.Ledger) { require.Equal(t, hash, l.StateHash()) })
+	// Garbage and a tampered block are refused with a reason, nothing stored.
+	tampered := append([]byte{}, blocks[0]...)
+	tampered[len(tampered)-3] ^= 0xff
+	res, err = other.Ingest(ctx, [][]byte{[]byte("junk"), tampered, blocks[1]}, nil)
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, ledger.ErrMalformed)
+	require.Error(t, res[1].Err)
+	require.True(t, res[2].Duplicate)
+	require.Equal(t, uint64(6), other.Count())
+	require.NoError(t, other.Close())
+
+	// Reopen: same state, and verify is clean.
+	require.NoError(t, s.Close())
+	s = openStore(t, dir)
+	defer s.Close()
+	s.Read(func(l *ledger.Ledger) { require.Equal(t, hash, l.StateHash()) })
+	var calls int
+	rep, err := s.Verify(ctx, func(done, total int) { calls++; require.LessOrEqual(t, done, total) })
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%v", rep.Problems)
+	require.Equal(t, 6, rep.Blocks)
+	require.Equal(t, 6, rep.Accepted)
+	require.Positive(t, calls)
+}
