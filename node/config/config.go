@@ -23,6 +23,8 @@ type Config struct {
 	DataDir       string        `toml:"data_dir"`
 	Network       Network       `toml:"network"`
 	Limits        Limits        `toml:"limits"`
+	RateLimiting  RateLimiting  `toml:"rate_limiting"`
+	Gossip        Gossip        `toml:"gossip"`
 	Observability Observability `toml:"observability"`
 }
 
@@ -49,6 +51,29 @@ type Network struct {
 	ConnLowWater    int      `toml:"conn_low_water"`
 	ConnHighWater   int      `toml:"conn_high_water"`
 	ConnGracePeriod Duration `toml:"conn_grace_period"`
+	// NetworkID namespaces gossip topics (icn/<network_id>/<topic>), so two
+	// ICN networks on one LAN never mix their messages.
+	NetworkID string `toml:"network_id"`
+}
+
+// RateLimiting is the per-peer token bucket applied to gossip messages.
+type RateLimiting struct {
+	// MessagesPerSecond is the sustained rate one peer may send us.
+	MessagesPerSecond float64 `toml:"messages_per_second"`
+	// Burst is how many messages a peer may send at once above that rate.
+	Burst int `toml:"burst"`
+}
+
+// Gossip configures the gossip layer (docs/gossip.md).
+type Gossip struct {
+	// MaxMessageSize bounds one envelope in bytes.
+	MaxMessageSize int `toml:"max_message_size"`
+	// ClockSkew is how far in the future a message's timestamp may be.
+	ClockSkew Duration `toml:"clock_skew"`
+	// MaxAge is how old a message may be and still be accepted.
+	MaxAge Duration `toml:"max_age"`
+	// AnnounceInterval is how often the node announces its heads per topic.
+	AnnounceInterval Duration `toml:"announce_interval"`
 }
 
 // Limits are the libp2p resource manager's limits. Zero means the default,
@@ -106,6 +131,16 @@ const (
 	// AutoNAT finds it publicly reachable, which never happens on a LAN, and a
 	// private network whose nodes are all clients cannot route (kad-dht#645).
 	DefaultDHTMode = "server"
+
+	DefaultNetworkID         = "icn-default"
+	DefaultMessagesPerSecond = 100
+	DefaultBurst             = 20
+	DefaultMaxMessageSize    = 64 << 10
+	// MaxMaxMessageSize keeps envelopes well under GossipSub's 1 MiB RPC limit.
+	MaxMaxMessageSize       = 512 << 10
+	DefaultClockSkew        = 2 * time.Minute
+	DefaultMaxAge           = 10 * time.Minute
+	DefaultAnnounceInterval = 10 * time.Second
 )
 
 // Default returns the configuration used when no file and no flag says otherwise.
@@ -125,6 +160,14 @@ func Default() Config {
 			ConnLowWater:    DefaultConnLowWater,
 			ConnHighWater:   DefaultConnHighWater,
 			ConnGracePeriod: Duration{DefaultConnGracePeriod},
+			NetworkID:       DefaultNetworkID,
+		},
+		RateLimiting: RateLimiting{MessagesPerSecond: DefaultMessagesPerSecond, Burst: DefaultBurst},
+		Gossip: Gossip{
+			MaxMessageSize:   DefaultMaxMessageSize,
+			ClockSkew:        Duration{DefaultClockSkew},
+			MaxAge:           Duration{DefaultMaxAge},
+			AnnounceInterval: Duration{DefaultAnnounceInterval},
 		},
 		Observability: Observability{
 			MetricsPort: DefaultMetricsPort,
@@ -229,6 +272,9 @@ func (c Config) Validate() error {
 	if c.Network.ConnGracePeriod.Duration < 0 {
 		return &Error{Key: "network.conn_grace_period", Reason: "must not be negative"}
 	}
+	if err := c.validateGossip(); err != nil {
+		return err
+	}
 	if err := checkPort(c.Observability.MetricsPort); err != nil {
 		return &Error{Key: "observability.metrics_port", Reason: err.Error()}
 	}
@@ -269,6 +315,50 @@ func (l Limits) validate() error {
 	}
 	if l.MaxStreams > 0 && l.MaxStreamsInbound > l.MaxStreams {
 		return &Error{Key: "limits.max_streams_inbound", Reason: fmt.Sprintf("%d is above max_streams (%d)", l.MaxStreamsInbound, l.MaxStreams)}
+	}
+	return nil
+}
+
+// validNetworkID: 1-64 letters, digits, '.', '_' or '-', starting with a
+// letter or digit. The id goes into topic names, so it never holds a '/'.
+func validNetworkID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case i > 0 && (r == '.' || r == '_' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (c Config) validateGossip() error {
+	if !validNetworkID(c.Network.NetworkID) {
+		return &Error{Key: "network.network_id", Reason: fmt.Sprintf("%q is not 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit", c.Network.NetworkID)}
+	}
+	r := c.RateLimiting
+	if !(r.MessagesPerSecond > 0 && r.MessagesPerSecond <= 1e6) {
+		return &Error{Key: "rate_limiting.messages_per_second", Reason: fmt.Sprintf("%v is not above 0 and at most 1000000", r.MessagesPerSecond)}
+	}
+	if r.Burst < 1 || r.Burst > 1e6 {
+		return &Error{Key: "rate_limiting.burst", Reason: fmt.Sprintf("%d is not from 1 to 1000000", r.Burst)}
+	}
+	g := c.Gossip
+	if g.MaxMessageSize < 1024 || g.MaxMessageSize > MaxMaxMessageSize {
+		return &Error{Key: "gossip.max_message_size", Reason: fmt.Sprintf("%d is not from 1024 to %d bytes", g.MaxMessageSize, MaxMaxMessageSize)}
+	}
+	if g.MaxAge.Duration < time.Second {
+		return &Error{Key: "gossip.max_age", Reason: fmt.Sprintf("%s is below 1s", g.MaxAge.Duration)}
+	}
+	if g.ClockSkew.Duration < 0 || g.ClockSkew.Duration > g.MaxAge.Duration {
+		return &Error{Key: "gossip.clock_skew", Reason: fmt.Sprintf("%s is negative or above max_age (%s)", g.ClockSkew.Duration, g.MaxAge.Duration)}
+	}
+	if g.AnnounceInterval.Duration < 100*time.Millisecond {
+		return &Error{Key: "gossip.announce_interval", Reason: fmt.Sprintf("%s is below 100ms", g.AnnounceInterval.Duration)}
 	}
 	return nil
 }
