@@ -9,13 +9,15 @@
 package did
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"unicode"
+
+	"filippo.io/edwards25519"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -258,53 +260,14 @@ func isLowOrder(b [ed25519.PublicKeySize]byte) bool {
 }
 
 // isCanonicalPoint reports whether b is the canonical encoding of a point on
-// the Ed25519 curve -x² + y² = 1 + d·x²·y² over GF(2^255-19), following RFC
-// 8032 section 5.1.3: the little-endian y coordinate (low 255 bits) must be
-// less than p, x² = (y²-1)/(d·y²+1) must be a square, and the sign bit must
-// be clear when x = 0. (This is stricter than filippo.io/edwards25519's
-// SetBytes, which also accepts non-canonical encodings, so that each point
-// has exactly one DID.)
-//
-// Public keys are not secret, so this need not be constant time.
+// the Ed25519 curve (RFC 8032 section 5.1.3). filippo.io/edwards25519's
+// SetBytes decodes any valid point but also accepts non-canonical encodings
+// (y >= p, or x = 0 with the sign bit set); re-encoding and comparing rejects
+// those, so that each point has exactly one DID.
 func isCanonicalPoint(b [ed25519.PublicKeySize]byte) bool {
-	one := big.NewInt(1)
-	p := new(big.Int).Lsh(one, 255)
-	p.Sub(p, big.NewInt(19))
-
-	sign := b[31] >> 7
-	var be [32]byte
-	for i := range b {
-		be[31-i] = b[i]
-	}
-	be[0] &= 0x7f
-	y := new(big.Int).SetBytes(be[:])
-	if y.Cmp(p) >= 0 {
+	pt, err := new(edwards25519.Point).SetBytes(b[:])
+	if err != nil {
 		return false
 	}
-
-	// d = -121665/121666 mod p.
-	d := new(big.Int).ModInverse(big.NewInt(121666), p)
-	d.Mul(d, big.NewInt(-121665))
-	d.Mod(d, p)
-
-	y2 := new(big.Int).Mul(y, y)
-	y2.Mod(y2, p)
-	u := new(big.Int).Sub(y2, one)
-	u.Mod(u, p)
-	v := new(big.Int).Mul(d, y2)
-	v.Add(v, one)
-	v.Mod(v, p)
-	vInv := new(big.Int).ModInverse(v, p)
-	if vInv == nil { // unreachable: -1/d is not a square mod p
-		return false
-	}
-	x2 := u.Mul(u, vInv)
-	x2.Mod(x2, p)
-	if x2.Sign() == 0 {
-		return sign == 0
-	}
-	// Euler's criterion: x2 is a square iff x2^((p-1)/2) == 1.
-	e := new(big.Int).Sub(p, one)
-	e.Rsh(e, 1)
-	return new(big.Int).Exp(x2, e, p).Cmp(one) == 0
+	return bytes.Equal(pt.Bytes(), b[:])
 }

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
@@ -228,7 +230,9 @@ var ErrMalformed = errors.New("malformed entry")
 // Decode parses a block strictly: canonical CBOR only (re-encoding must give
 // the same bytes), known fields only, sizes bounded. It does not check the
 // signature or any ledger rule; Verify does.
-func Decode(block []byte) (*Entry, error) {
+func Decode(block []byte) (*Entry, error) { return decode(block, nil) }
+
+func decode(block []byte, keys *KeyCache) (*Entry, error) {
 	if len(block) > MaxEntrySize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrMalformed, len(block), MaxEntrySize)
 	}
@@ -241,7 +245,7 @@ func Decode(block []byte) (*Entry, error) {
 	}
 	e := &Entry{Seq: w.Seq, Timestamp: w.Timestamp, Kind: Kind(w.Kind), Memo: w.Memo, Signature: w.Signature}
 	var err error
-	if e.Author, err = didFromBytes(w.Author); err != nil {
+	if e.Author, err = keys.did(w.Author); err != nil {
 		return nil, fmt.Errorf("%w: author: %v", ErrMalformed, err)
 	}
 	if w.Prev != nil {
@@ -266,11 +270,11 @@ func Decode(block []byte) (*Entry, error) {
 		return nil, fmt.Errorf("%w: %d postings exceeds %d", ErrMalformed, len(w.Postings), MaxPostings)
 	}
 	for i, p := range w.Postings {
-		acct, err := didFromBytes(p.Account)
+		acct, err := keys.did(p.Account)
 		if err != nil {
 			return nil, fmt.Errorf("%w: posting %d account: %v", ErrMalformed, i, err)
 		}
-		iss, err := didFromBytes(p.Issuer)
+		iss, err := keys.did(p.Issuer)
 		if err != nil {
 			return nil, fmt.Errorf("%w: posting %d issuer: %v", ErrMalformed, i, err)
 		}
@@ -283,11 +287,36 @@ func Decode(block []byte) (*Entry, error) {
 	return e, nil
 }
 
-func didFromBytes(b []byte) (did.DID, error) {
+// KeyCache remembers public keys already checked to be valid DIDs, so a
+// ledger where the same few hundred members appear in every entry does not
+// decompress the same curve points again and again. It is safe for
+// concurrent use; the zero value is ready, and a nil *KeyCache caches nothing.
+type KeyCache struct {
+	m sync.Map // [32]byte -> did.DID
+	n atomic.Int64
+}
+
+// maxCachedKeys bounds a KeyCache; past it, keys are checked every time.
+const maxCachedKeys = 1 << 16
+
+func (k *KeyCache) did(b []byte) (did.DID, error) {
 	if len(b) != ed25519.PublicKeySize {
 		return did.DID{}, fmt.Errorf("key is %d bytes, want %d", len(b), ed25519.PublicKeySize)
 	}
-	return did.FromPublicKey(ed25519.PublicKey(b))
+	if k == nil {
+		return did.FromPublicKey(ed25519.PublicKey(b))
+	}
+	key := [ed25519.PublicKeySize]byte(b)
+	if d, ok := k.m.Load(key); ok {
+		return d.(did.DID), nil
+	}
+	d, err := did.FromPublicKey(ed25519.PublicKey(b))
+	if err == nil && k.n.Load() < maxCachedKeys {
+		if _, loaded := k.m.LoadOrStore(key, d); !loaded {
+			k.n.Add(1)
+		}
+	}
+	return d, err
 }
 
 func cidFromBytes(b []byte) (cid.Cid, error) {
@@ -325,12 +354,22 @@ func ruleErr(format string, args ...any) error {
 // Verify decodes a block and checks its signature and static rules. want,
 // when defined, is the CID the block was requested or announced under: a
 // block whose bytes hash to something else is refused.
-func Verify(block []byte, want cid.Cid) (*Verified, error) {
+func Verify(block []byte, want cid.Cid) (*Verified, error) { return verify(block, want, nil) }
+
+// Decode is Decode with the cache's already-checked keys.
+func (k *KeyCache) Decode(block []byte) (*Entry, error) { return decode(block, k) }
+
+// Verify is Verify with the cache's already-checked keys.
+func (k *KeyCache) Verify(block []byte, want cid.Cid) (*Verified, error) {
+	return verify(block, want, k)
+}
+
+func verify(block []byte, want cid.Cid, keys *KeyCache) (*Verified, error) {
 	c := BlockCID(block)
 	if want.Defined() && !want.Equals(c) {
 		return nil, fmt.Errorf("%w: block hashes to %s, not %s", ErrMalformed, c, want)
 	}
-	e, err := Decode(block)
+	e, err := decode(block, keys)
 	if err != nil {
 		return nil, err
 	}

@@ -92,6 +92,7 @@ type node struct {
 
 type authorState struct {
 	ix       uint32
+	top      uint64               // highest seq of a complete entry
 	groups   map[uint64][]cid.Cid // seq -> complete entries with that seq
 	accepted map[uint64]cid.Cid   // seq -> the accepted entry
 }
@@ -214,6 +215,7 @@ func (l *Ledger) insert(v *Verified) []Decision {
 	}
 	group := a.groups[e.Seq]
 	a.groups[e.Seq] = append(group, v.CID)
+	a.top = max(a.top, e.Seq)
 	if len(group) > 0 && !cidLess(v.CID, minCID(group)) {
 		l.evaluate(a, n, true)
 		return []Decision{{v.CID, n.status, n.reason}}
@@ -561,13 +563,7 @@ func (l *Ledger) Missing() []cid.Cid {
 func (l *Ledger) Vector() map[did.DID]uint64 {
 	out := make(map[did.DID]uint64, len(l.authors))
 	for d, a := range l.authors {
-		var max uint64
-		for s := range a.groups {
-			if s > max {
-				max = s
-			}
-		}
-		out[d] = max
+		out[d] = a.top
 	}
 	return out
 }
@@ -656,15 +652,8 @@ func (l *Ledger) Check(v *Verified) (Status, string, error) {
 // (the winning entry at seq-1) and, as parents, the current heads (at most
 // MaxParents of them, prev excluded).
 func (l *Ledger) Next(author did.DID) (seq uint64, prev cid.Cid, parents []cid.Cid) {
-	if a, ok := l.authors[author]; ok {
-		for s := range a.groups {
-			if s > seq {
-				seq = s
-			}
-		}
-		if seq > 0 {
-			prev = minCID(a.groups[seq])
-		}
+	if a, ok := l.authors[author]; ok && a.top > 0 {
+		seq, prev = a.top, minCID(a.groups[a.top])
 	}
 	for _, h := range l.Heads() {
 		if len(parents) == MaxParents {

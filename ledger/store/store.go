@@ -48,6 +48,7 @@ type Options struct {
 type Store struct {
 	ds      *badger4.Datastore
 	workers int
+	keys    ledger.KeyCache
 
 	mu   sync.Mutex // guards led and next
 	led  *ledger.Ledger
@@ -102,7 +103,7 @@ func (s *Store) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ledger block %s: %w", c, err)
 		}
-		e, err := ledger.Decode(block)
+		e, err := s.keys.Decode(block)
 		if err != nil {
 			return fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", c, err)
 		}
@@ -168,7 +169,7 @@ func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Ve
 				if i < len(want) {
 					w = want[i]
 				}
-				v, err := ledger.Verify(blocks[i], w)
+				v, err := s.keys.Verify(blocks[i], w)
 				if err != nil {
 					results[i] = Result{CID: ledger.BlockCID(blocks[i]), Err: err}
 					continue
@@ -243,7 +244,7 @@ func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte
 	if err != nil {
 		return Result{}, err
 	}
-	v, err := ledger.Verify(block, cid.Undef)
+	v, err := s.keys.Verify(block, cid.Undef)
 	if err != nil {
 		return Result{}, err
 	}
