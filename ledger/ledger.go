@@ -357,11 +357,13 @@ func (l *Ledger) judge(n *node, vc vclock, raw uint64, prev *node) (Status, stri
 			if delta >= 0 {
 				continue
 			}
-			limit := l.currencies[cur].def.CreditLimit
+			def := l.currencies[cur].def
 			bal := l.balanceIn(vc, acctCur{e.Author, cur})
 			after, ok := addInt64(bal, delta)
-			if !ok || after < -limit {
-				return StatusQuarantined, fmt.Sprintf("over the credit limit: %s would go from %d to %d in %s, below -%d", e.Author, bal, after, cur.Symbol, limit)
+			if !ok || after < -def.CreditLimit {
+				f := func(u int64) string { return FormatAmount(u, def.Decimals) }
+				return StatusQuarantined, fmt.Sprintf("over the credit limit: %s would go from %s to %s %s, below the limit of -%s",
+					e.Author, f(bal), f(after), cur.Symbol, f(def.CreditLimit))
 			}
 		}
 	}
@@ -664,4 +666,66 @@ func (l *Ledger) Next(author did.DID) (seq uint64, prev cid.Cid, parents []cid.C
 		}
 	}
 	return seq + 1, prev, parents
+}
+
+// Stats summarises the ledger for metrics and `ledger head`.
+type Stats struct {
+	Accepted, Quarantined, Pending int
+	// Transfers is the number of accepted transfer entries.
+	Transfers int
+	// Accounts is the number of accounts with a non-zero balance.
+	Accounts   int
+	Currencies int
+}
+
+// Stats returns the current counts.
+func (l *Ledger) Stats() Stats {
+	st := Stats{Accepted: l.accepted, Quarantined: len(l.nodes) - l.accepted, Pending: len(l.pending), Currencies: len(l.currencies)}
+	accts := map[did.DID]bool{}
+	for k, v := range l.balances {
+		if v != 0 {
+			accts[k.acct] = true
+		}
+	}
+	st.Accounts = len(accts)
+	for _, n := range l.nodes {
+		if n.status == StatusAccepted && n.v.Entry.Kind == KindTransfer {
+			st.Transfers++
+		}
+	}
+	return st
+}
+
+// Record is a complete entry with its status.
+type Record struct {
+	*Verified
+	Status Status
+	Reason string
+}
+
+// History lists the complete entries written by account or posting to it,
+// ordered by author timestamp, then author, then seq.
+func (l *Ledger) History(account did.DID) []Record {
+	var out []Record
+	for _, n := range l.nodes {
+		e := n.v.Entry
+		match := e.Author == account
+		for _, p := range e.Postings {
+			match = match || p.Account == account
+		}
+		if match {
+			out = append(out, Record{n.v, n.status, n.reason})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Entry, out[j].Entry
+		if a.Timestamp != b.Timestamp {
+			return a.Timestamp < b.Timestamp
+		}
+		if a.Author != b.Author {
+			return a.Author.String() < b.Author.String()
+		}
+		return a.Seq < b.Seq
+	})
+	return out
 }

@@ -89,6 +89,7 @@ func (n *Node) controlHandler() http.Handler {
 		controlapi.WriteJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("GET "+controlapi.RouteLimits, n.handleLimits)
+	n.ledgerRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path),
@@ -287,10 +288,14 @@ type Health struct {
 	ActiveConnections int     `json:"active_connections"`
 	Version           string  `json:"version"`
 	DID               string  `json:"did"`
+	// Quarantined counts ledger entries in quarantine: above 100 the node is
+	// degraded, above 1000 unhealthy.
+	Quarantined int `json:"quarantined"`
 }
 
-// Health reports the node's health: unhealthy until ready (and once
-// stopping), otherwise healthy.
+// Health reports the node's health: unhealthy until ready, once stopping,
+// or when the ledger quarantine holds more than QuarantineUnhealthy entries;
+// degraded above QuarantineDegraded; otherwise healthy.
 func (n *Node) Health() Health {
 	st := n.current()
 	h := Health{
@@ -302,8 +307,12 @@ func (n *Node) Health() Health {
 		Version:           version.Version,
 		DID:               st.id.DID.String(),
 	}
-	if !h.Ready {
+	h.Quarantined = n.quarantineSize()
+	switch {
+	case !h.Ready || h.Quarantined > QuarantineUnhealthy:
 		h.Status = "unhealthy"
+	case h.Quarantined > QuarantineDegraded:
+		h.Status = "degraded"
 	}
 	return h
 }

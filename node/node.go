@@ -20,12 +20,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/internal/version"
+	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/protocols/identity"
@@ -65,6 +67,11 @@ type Node struct {
 	controlLn net.Listener
 	healthLn  net.Listener
 	metricsLn net.Listener
+
+	// ledger is the durable ledger; it outlives key rotations.
+	ledger *store.Store
+	// onPublish, when set, is told about every entry this node writes.
+	onPublish func(cid.Cid)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -125,6 +132,12 @@ func New(opts Options) (_ *Node, err error) {
 
 	if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
 		return nil, err
+	}
+	if n.ledger, err = openLedger(context.Background(), cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := registerLedgerMetrics(reg, n.ledger); err != nil {
+		return nil, fmt.Errorf("ledger metrics: %w", err)
 	}
 	obs := cfg.Observability
 	if n.healthLn, err = listenTCP("observability.health_port", obs.HTTPBind, obs.HealthPort); err != nil {
@@ -341,6 +354,9 @@ func (n *Node) Close() error {
 		}
 		if st := n.current(); st != nil {
 			errs = append(errs, st.close())
+		}
+		if n.ledger != nil {
+			errs = append(errs, n.ledger.Close())
 		}
 		if n.controlLn != nil {
 			_ = os.Remove(controlapi.SocketPath(n.cfg.DataDir))

@@ -34,6 +34,8 @@ type app struct {
 	dataDirFlag string
 	configFlag  string
 	jsonOut     bool
+	// drewProgress is set while a progress line is on the terminal.
+	drewProgress bool
 	stdout      io.Writer
 	stderr      io.Writer
 	pass        passphrase.Source
@@ -69,7 +71,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &hinted{err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})
-	root.AddCommand(a.idCmd(), a.statusCmd(), a.networkCmd())
+	root.AddCommand(a.idCmd(), a.statusCmd(), a.networkCmd(), a.ledgerCmd())
 	return root
 }
 

@@ -1,0 +1,210 @@
+package controlapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+)
+
+// Ledger routes.
+const (
+	RouteLedgerCurrency   = "/v0/ledger/currency"
+	RouteLedgerPay        = "/v0/ledger/pay"
+	RouteLedgerBalance    = "/v0/ledger/balance"
+	RouteLedgerHistory    = "/v0/ledger/history"
+	RouteLedgerHead       = "/v0/ledger/head"
+	RouteLedgerVerify     = "/v0/ledger/verify"
+	RouteLedgerQuarantine = "/v0/ledger/quarantine"
+)
+
+// CurrencyRequest is POST /v0/ledger/currency: the node's DID issues it.
+type CurrencyRequest struct {
+	Symbol   string `json:"symbol"`
+	Decimals uint8  `json:"decimals"`
+	// CreditLimit is a decimal string in the currency's unit ("100.00").
+	CreditLimit string `json:"credit_limit"`
+}
+
+// PayRequest is POST /v0/ledger/pay: the node's DID pays To.
+type PayRequest struct {
+	To string `json:"to"`
+	// Amount is a positive decimal string ("12.50").
+	Amount string `json:"amount"`
+	// Currency is a symbol, or symbol@issuer-DID when symbols collide.
+	Currency string `json:"currency"`
+	Memo     string `json:"memo,omitempty"`
+}
+
+// Posting is one line of an entry, amounts as exact decimals.
+type Posting struct {
+	DID      string `json:"did"`
+	Currency string `json:"currency"`
+	Issuer   string `json:"issuer"`
+	Amount   string `json:"amount"`
+	Units    int64  `json:"units"`
+}
+
+// Entry is one ledger entry with its status.
+type Entry struct {
+	CID       string `json:"cid"`
+	Author    string `json:"author"`
+	Seq       uint64 `json:"seq"`
+	Kind      string `json:"kind"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+	Timestamp int64  `json:"timestamp_ms"`
+	Memo      string `json:"memo,omitempty"`
+	// Currency is set on currency definitions.
+	Currency *CurrencyInfo `json:"currency,omitempty"`
+	Postings []Posting     `json:"postings,omitempty"`
+}
+
+// CurrencyInfo describes a currency.
+type CurrencyInfo struct {
+	Symbol      string `json:"symbol"`
+	Issuer      string `json:"issuer"`
+	Decimals    uint8  `json:"decimals"`
+	CreditLimit string `json:"credit_limit"`
+}
+
+// Balance is one row of `ledger balance`.
+type Balance struct {
+	DID      string `json:"did"`
+	Currency string `json:"currency"`
+	Issuer   string `json:"issuer"`
+	// Balance is the exact decimal in the currency's decimals ("-12.50").
+	Balance string `json:"balance"`
+	// Units is the integer in the currency's smallest unit.
+	Units int64 `json:"units"`
+}
+
+// Head is `ledger head`.
+type Head struct {
+	Heads []string `json:"heads"`
+	// Entries counts every stored entry (accepted and quarantined).
+	Entries     int    `json:"entries"`
+	Accepted    int    `json:"accepted"`
+	Quarantined int    `json:"quarantined"`
+	Pending     int    `json:"pending"`
+	StateHash   string `json:"state_hash"`
+}
+
+// VerifyReport is the result of `ledger verify`.
+type VerifyReport struct {
+	Blocks      int      `json:"blocks"`
+	Accepted    int      `json:"accepted"`
+	Quarantined int      `json:"quarantined"`
+	Pending     int      `json:"pending"`
+	StateHash   string   `json:"state_hash"`
+	OK          bool     `json:"ok"`
+	Problems    []string `json:"problems"`
+}
+
+// VerifyEvent is one line of the verify stream: progress, then the report.
+type VerifyEvent struct {
+	Done   int           `json:"done"`
+	Total  int           `json:"total"`
+	Report *VerifyReport `json:"report,omitempty"`
+	Error  string        `json:"error,omitempty"`
+}
+
+// Quarantined is one entry of `ledger quarantine list`.
+type Quarantined struct {
+	CID    string `json:"cid"`
+	Author string `json:"author"`
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+// CreateCurrency defines a currency issued by the node's DID.
+func (c *Client) CreateCurrency(ctx context.Context, req CurrencyRequest) (Entry, error) {
+	var e Entry
+	return e, c.do(ctx, http.MethodPost, RouteLedgerCurrency, req, &e)
+}
+
+// Pay makes a payment from the node's DID.
+func (c *Client) Pay(ctx context.Context, req PayRequest) (Entry, error) {
+	var e Entry
+	return e, c.do(ctx, http.MethodPost, RouteLedgerPay, req, &e)
+}
+
+// Balances lists balances, optionally for one DID and one currency.
+func (c *Client) Balances(ctx context.Context, did, currency string) ([]Balance, error) {
+	q := url.Values{}
+	if did != "" {
+		q.Set("did", did)
+	}
+	if currency != "" {
+		q.Set("currency", currency)
+	}
+	var bs []Balance
+	return bs, c.do(ctx, http.MethodGet, RouteLedgerBalance+"?"+q.Encode(), nil, &bs)
+}
+
+// History lists the entries by or to a DID ("" for the node's own).
+func (c *Client) History(ctx context.Context, did string) ([]Entry, error) {
+	q := url.Values{}
+	if did != "" {
+		q.Set("did", did)
+	}
+	var es []Entry
+	return es, c.do(ctx, http.MethodGet, RouteLedgerHistory+"?"+q.Encode(), nil, &es)
+}
+
+// Head returns the heads, counts and state hash.
+func (c *Client) Head(ctx context.Context) (Head, error) {
+	var h Head
+	return h, c.do(ctx, http.MethodGet, RouteLedgerHead, nil, &h)
+}
+
+// QuarantineList lists quarantined entries.
+func (c *Client) QuarantineList(ctx context.Context) ([]Quarantined, error) {
+	var qs []Quarantined
+	return qs, c.do(ctx, http.MethodGet, RouteLedgerQuarantine, nil, &qs)
+}
+
+// Verify runs a full verification, calling progress for each progress event,
+// and returns the report.
+func (c *Client) Verify(ctx context.Context, progress func(done, total int)) (VerifyReport, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://icnd"+RouteLedgerVerify, nil)
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNotRunning(err) {
+			return VerifyReport{}, &NotRunningError{Socket: c.socket, Err: err}
+		}
+		return VerifyReport{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e := &Error{Status: resp.StatusCode}
+		if json.NewDecoder(resp.Body).Decode(e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("icnd answered %s", resp.Status)
+		}
+		return VerifyReport{}, e
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var ev VerifyEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return VerifyReport{}, fmt.Errorf("bad verify stream line: %w", err)
+		}
+		switch {
+		case ev.Error != "":
+			return VerifyReport{}, &Error{Status: http.StatusInternalServerError, Message: ev.Error}
+		case ev.Report != nil:
+			return *ev.Report, nil
+		case progress != nil:
+			progress(ev.Done, ev.Total)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return VerifyReport{}, err
+	}
+	return VerifyReport{}, fmt.Errorf("icnd ended the verify stream without a report")
+}

@@ -1,0 +1,403 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/ledger"
+	"github.com/intercooperative/icn/ledger/store"
+	"github.com/intercooperative/icn/node/controlapi"
+)
+
+// DatastoreDir is the Badger datastore's directory inside the data dir.
+const DatastoreDir = "datastore"
+
+// Quarantine sizes at which /health turns degraded and unhealthy.
+const (
+	QuarantineDegraded  = 100
+	QuarantineUnhealthy = 1000
+)
+
+func openLedger(ctx context.Context, dataDir string) (*store.Store, error) {
+	dir := filepath.Join(dataDir, DatastoreDir)
+	s, err := store.Open(ctx, dir, store.Options{})
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("the ledger datastore %s is in use by another process (another icnd on this data dir?)", dir)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// registerLedgerMetrics exports the ledger's counts, read at scrape time.
+func registerLedgerMetrics(reg prometheus.Registerer, s *store.Store) error {
+	stat := func(f func(ledger.Stats) int) func() float64 {
+		return func() float64 {
+			var v int
+			s.Read(func(l *ledger.Ledger) { v = f(l.Stats()) })
+			return float64(v)
+		}
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "icn_ledger_transactions_total",
+			Help: "Accepted ledger transfers."}, stat(func(s ledger.Stats) int { return s.Transfers })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icn_ledger_accounts_total",
+			Help: "Accounts (DIDs) holding a non-zero balance in some currency."}, stat(func(s ledger.Stats) int { return s.Accounts })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icn_ledger_currencies_total",
+			Help: "Currencies defined."}, stat(func(s ledger.Stats) int { return s.Currencies })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icn_ledger_entries_quarantined",
+			Help: "Entries held in quarantine (equivocations, invalid entries and what depends on them)."}, stat(func(s ledger.Stats) int { return s.Quarantined })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icn_ledger_entries_pending",
+			Help: "Entries waiting for parents the node has not received yet."}, stat(func(s ledger.Stats) int { return s.Pending })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icn_ledger_entries_accepted",
+			Help: "Entries accepted into the ledger state."}, stat(func(s ledger.Stats) int { return s.Accepted })),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) ledgerRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+controlapi.RouteLedgerCurrency, func(w http.ResponseWriter, r *http.Request) {
+		var req controlapi.CurrencyRequest
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		e, err := n.CreateCurrency(r.Context(), req)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		controlapi.WriteJSON(w, http.StatusOK, e)
+	})
+	mux.HandleFunc("POST "+controlapi.RouteLedgerPay, func(w http.ResponseWriter, r *http.Request) {
+		var req controlapi.PayRequest
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		e, err := n.Pay(r.Context(), req)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		controlapi.WriteJSON(w, http.StatusOK, e)
+	})
+	mux.HandleFunc("GET "+controlapi.RouteLedgerBalance, func(w http.ResponseWriter, r *http.Request) {
+		bs, err := n.Balances(r.URL.Query().Get("did"), r.URL.Query().Get("currency"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		controlapi.WriteJSON(w, http.StatusOK, bs)
+	})
+	mux.HandleFunc("GET "+controlapi.RouteLedgerHistory, func(w http.ResponseWriter, r *http.Request) {
+		es, err := n.History(r.URL.Query().Get("did"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		controlapi.WriteJSON(w, http.StatusOK, es)
+	})
+	mux.HandleFunc("GET "+controlapi.RouteLedgerHead, func(w http.ResponseWriter, r *http.Request) {
+		controlapi.WriteJSON(w, http.StatusOK, n.LedgerHead())
+	})
+	mux.HandleFunc("GET "+controlapi.RouteLedgerQuarantine, func(w http.ResponseWriter, r *http.Request) {
+		var out []controlapi.Quarantined
+		n.ledger.Read(func(l *ledger.Ledger) {
+			for _, q := range l.Quarantine() {
+				out = append(out, controlapi.Quarantined{CID: q.CID.String(), Author: q.Author.String(), Seq: q.Seq, Reason: q.Reason})
+			}
+		})
+		if out == nil {
+			out = []controlapi.Quarantined{}
+		}
+		controlapi.WriteJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST "+controlapi.RouteLedgerVerify, n.serveVerify)
+}
+
+// serveVerify streams progress as JSON lines, then the report.
+func (n *Node) serveVerify(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	flush := func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	last := time.Time{}
+	rep, err := n.ledger.Verify(r.Context(), func(done, total int) {
+		if time.Since(last) < 200*time.Millisecond && done < total {
+			return
+		}
+		last = time.Now()
+		_ = enc.Encode(controlapi.VerifyEvent{Done: done, Total: total})
+		flush()
+	})
+	if err != nil {
+		_ = enc.Encode(controlapi.VerifyEvent{Error: err.Error()})
+		return
+	}
+	problems := rep.Problems
+	if problems == nil {
+		problems = []string{}
+	}
+	_ = enc.Encode(controlapi.VerifyEvent{Done: rep.Blocks, Total: rep.Blocks, Report: &controlapi.VerifyReport{
+		Blocks: rep.Blocks, Accepted: rep.Accepted, Quarantined: rep.Quarantined, Pending: rep.Pending,
+		StateHash: rep.StateHash, OK: rep.OK(), Problems: problems}})
+	flush()
+}
+
+// signer returns the node's DID and DID key.
+func (n *Node) signer() (did.DID, func(*ledger.Entry) ([]byte, error)) {
+	id := n.current().id
+	return id.DID, func(e *ledger.Entry) ([]byte, error) {
+		b, _, err := ledger.Sign(e, id.DIDKey)
+		return b, err
+	}
+}
+
+// appendEntry builds the node's next entry, refuses it if it would be
+// quarantined, stores it durably, and returns it.
+func (n *Node) appendEntry(ctx context.Context, fill func(l *ledger.Ledger, e *ledger.Entry) error) (controlapi.Entry, error) {
+	me, sign := n.signer()
+	var built *ledger.Entry
+	res, err := n.ledger.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
+		seq, prev, parents := l.Next(me)
+		e := &ledger.Entry{Author: me, Seq: seq, Prev: prev, Parents: parents, Timestamp: time.Now().UnixMilli()}
+		if err := fill(l, e); err != nil {
+			return nil, err
+		}
+		built = e
+		return sign(e)
+	})
+	if err != nil {
+		var re *ledger.RuleError
+		if errors.Is(err, store.ErrRefused) || errors.As(err, &re) {
+			return controlapi.Entry{}, &controlapi.Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+		}
+		var ce *controlapi.Error
+		if errors.As(err, &ce) {
+			return controlapi.Entry{}, err
+		}
+		return controlapi.Entry{}, fmt.Errorf("ledger: %w", err)
+	}
+	var out controlapi.Entry
+	n.ledger.Read(func(l *ledger.Ledger) {
+		out = entryInfo(l, &ledger.Verified{Entry: built, CID: res.CID}, res.Status, res.Reason)
+	})
+	n.published(res.CID)
+	return out, nil
+}
+
+// published is called with every entry the node itself wrote; gossip wires
+// it to push the entry to peers.
+func (n *Node) published(c cid.Cid) {
+	if n.onPublish != nil {
+		n.onPublish(c)
+	}
+}
+
+// CreateCurrency defines a currency issued by this node's DID.
+func (n *Node) CreateCurrency(ctx context.Context, req controlapi.CurrencyRequest) (controlapi.Entry, error) {
+	if !ledger.ValidSymbol(req.Symbol) {
+		return controlapi.Entry{}, badRequest(fmt.Sprintf("currency symbol %q is not valid", req.Symbol),
+			"use 1-16 lowercase letters, digits, '_' or '-', starting with a letter, e.g. hours")
+	}
+	if req.Decimals > ledger.MaxDecimals {
+		return controlapi.Entry{}, badRequest(fmt.Sprintf("%d decimals is too many", req.Decimals), fmt.Sprintf("use 0 to %d", ledger.MaxDecimals))
+	}
+	var limit int64
+	if req.CreditLimit != "" && req.CreditLimit != "0" {
+		v, err := ledger.ParseAmount(req.CreditLimit, req.Decimals)
+		if err != nil {
+			return controlapi.Entry{}, badRequest("credit limit: "+err.Error(), "give the limit as a decimal in the currency's unit, e.g. --credit-limit 100")
+		}
+		limit = v
+	}
+	return n.appendEntry(ctx, func(l *ledger.Ledger, e *ledger.Entry) error {
+		me := e.Author
+		if _, ok := l.LookupCurrency(ledger.CurrencyID{Symbol: req.Symbol, Issuer: me}); ok {
+			return &controlapi.Error{Status: http.StatusConflict, Message: fmt.Sprintf("this node already issues a currency %q", req.Symbol),
+				Hint: "pick another symbol; `icnctl ledger balance` lists the currencies in use"}
+		}
+		e.Kind = ledger.KindCurrency
+		e.Currency = &ledger.CurrencyDef{Symbol: req.Symbol, Decimals: req.Decimals, CreditLimit: limit}
+		return nil
+	})
+}
+
+// resolveCurrency finds a currency by symbol or symbol@issuer.
+func resolveCurrency(l *ledger.Ledger, s string) (ledger.Currency, error) {
+	sym, issuer, qualified := strings.Cut(s, "@")
+	var matches []ledger.Currency
+	for _, c := range l.Currencies() {
+		if c.ID.Symbol == sym && (!qualified || c.ID.Issuer.String() == issuer) {
+			matches = append(matches, c)
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+		var known []string
+		for _, c := range l.Currencies() {
+			known = append(known, c.ID.Symbol)
+		}
+		hint := "create it with `icnctl ledger currency create " + sym + "`"
+		if len(known) > 0 {
+			hint += "; known currencies: " + strings.Join(known, ", ")
+		}
+		return ledger.Currency{}, &controlapi.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("unknown currency %q", s), Hint: hint}
+	}
+	var opts []string
+	for _, c := range matches {
+		opts = append(opts, c.ID.String())
+	}
+	return ledger.Currency{}, &controlapi.Error{Status: http.StatusConflict,
+		Message: fmt.Sprintf("several currencies are called %q", sym), Hint: "name one as SYMBOL@ISSUER: " + strings.Join(opts, ", ")}
+}
+
+// Pay pays req.To from this node's DID.
+func (n *Node) Pay(ctx context.Context, req controlapi.PayRequest) (controlapi.Entry, error) {
+	to, err := did.Parse(req.To)
+	if err != nil {
+		return controlapi.Entry{}, badRequest(err.Error(), "the payee is a DID like did:icn:z…; `icnctl id show` on their node prints it")
+	}
+	if len(req.Memo) > ledger.MaxMemo {
+		return controlapi.Entry{}, badRequest(fmt.Sprintf("the memo is %d bytes; at most %d", len(req.Memo), ledger.MaxMemo), "")
+	}
+	return n.appendEntry(ctx, func(l *ledger.Ledger, e *ledger.Entry) error {
+		if to == e.Author {
+			return badRequest("paying yourself changes nothing", "give another member's DID")
+		}
+		cur, err := resolveCurrency(l, req.Currency)
+		if err != nil {
+			return err
+		}
+		units, err := ledger.ParseAmount(req.Amount, cur.Def.Decimals)
+		if err != nil {
+			return badRequest(err.Error(), fmt.Sprintf("amounts are positive decimals with at most %d decimal places, e.g. 12.50", cur.Def.Decimals))
+		}
+		e.Kind, e.Memo = ledger.KindTransfer, req.Memo
+		e.Postings = []ledger.Posting{
+			{Account: e.Author, Currency: cur.ID, Amount: -units},
+			{Account: to, Currency: cur.ID, Amount: units},
+		}
+		return nil
+	})
+}
+
+func entryInfo(l *ledger.Ledger, v *ledger.Verified, st ledger.Status, reason string) controlapi.Entry {
+	e := v.Entry
+	out := controlapi.Entry{CID: v.CID.String(), Author: e.Author.String(), Seq: e.Seq, Kind: e.Kind.String(),
+		Status: st.String(), Reason: reason, Timestamp: e.Timestamp, Memo: e.Memo}
+	if e.Currency != nil {
+		out.Currency = &controlapi.CurrencyInfo{Symbol: e.Currency.Symbol, Issuer: e.Author.String(), Decimals: e.Currency.Decimals,
+			CreditLimit: ledger.FormatAmount(e.Currency.CreditLimit, e.Currency.Decimals)}
+	}
+	for _, p := range e.Postings {
+		dec := uint8(0)
+		if c, ok := l.LookupCurrency(p.Currency); ok {
+			dec = c.Def.Decimals
+		}
+		out.Postings = append(out.Postings, controlapi.Posting{DID: p.Account.String(), Currency: p.Currency.Symbol,
+			Issuer: p.Currency.Issuer.String(), Amount: ledger.FormatAmount(p.Amount, dec), Units: p.Amount})
+	}
+	return out
+}
+
+// Balances lists balances, for one DID and/or currency when given.
+func (n *Node) Balances(didStr, currency string) ([]controlapi.Balance, error) {
+	var who did.DID
+	if didStr != "" {
+		d, err := did.Parse(didStr)
+		if err != nil {
+			return nil, badRequest(err.Error(), "")
+		}
+		who = d
+	}
+	out := []controlapi.Balance{}
+	var err error
+	n.ledger.Read(func(l *ledger.Ledger) {
+		var only *ledger.CurrencyID
+		if currency != "" {
+			c, cerr := resolveCurrency(l, currency)
+			if cerr != nil {
+				err = cerr
+				return
+			}
+			only = &c.ID
+		}
+		for _, b := range l.Balances() {
+			if (!who.IsZero() && b.Account != who) || (only != nil && b.Currency != *only) {
+				continue
+			}
+			c, _ := l.LookupCurrency(b.Currency)
+			out = append(out, controlapi.Balance{DID: b.Account.String(), Currency: b.Currency.Symbol, Issuer: b.Currency.Issuer.String(),
+				Balance: ledger.FormatAmount(b.Units, c.Def.Decimals), Units: b.Units})
+		}
+		// A member with no activity in a currency still has a balance: zero.
+		if !who.IsZero() && only != nil && len(out) == 0 {
+			c, _ := l.LookupCurrency(*only)
+			out = append(out, controlapi.Balance{DID: who.String(), Currency: only.Symbol, Issuer: only.Issuer.String(),
+				Balance: ledger.FormatAmount(0, c.Def.Decimals)})
+		}
+	})
+	return out, err
+}
+
+// History lists entries by or to a DID ("" means this node's).
+func (n *Node) History(didStr string) ([]controlapi.Entry, error) {
+	who, _ := n.signer()
+	if didStr != "" {
+		d, err := did.Parse(didStr)
+		if err != nil {
+			return nil, badRequest(err.Error(), "")
+		}
+		who = d
+	}
+	out := []controlapi.Entry{}
+	n.ledger.Read(func(l *ledger.Ledger) {
+		for _, r := range l.History(who) {
+			out = append(out, entryInfo(l, r.Verified, r.Status, r.Reason))
+		}
+	})
+	return out, nil
+}
+
+// LedgerHead reports heads, counts and the state hash.
+func (n *Node) LedgerHead() controlapi.Head {
+	var h controlapi.Head
+	n.ledger.Read(func(l *ledger.Ledger) {
+		st := l.Stats()
+		hash := l.StateHash()
+		h = controlapi.Head{Heads: []string{}, Entries: st.Accepted + st.Quarantined, Accepted: st.Accepted,
+			Quarantined: st.Quarantined, Pending: st.Pending, StateHash: fmt.Sprintf("%x", hash)}
+		for _, c := range l.Heads() {
+			h.Heads = append(h.Heads, c.String())
+		}
+	})
+	return h
+}
+
+// quarantineSize is the number of quarantined entries.
+func (n *Node) quarantineSize() int {
+	var q int
+	n.ledger.Read(func(l *ledger.Ledger) { q = l.Stats().Quarantined })
+	return q
+}
