@@ -161,7 +161,7 @@ func dialFailureReason(err error) string {
 		return "resource_limit"
 	case strings.Contains(msg, "gater disallows") || strings.Contains(msg, "gated"):
 		return "gated"
-	case strings.Contains(msg, "connection refused"):
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "CONNECTION_REFUSED"):
 		return "refused"
 	case strings.Contains(msg, "no route to host") || strings.Contains(msg, "network is unreachable") || strings.Contains(msg, "no addresses") || strings.Contains(msg, "no good addresses"):
 		return "unreachable"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,7 +31,11 @@ func (a *app) statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "did:\t%s\n", s.DID)
 				fmt.Fprintf(tw, "peer_id:\t%s\n", s.PeerID)
 				fmt.Fprintf(tw, "listen_addrs:\t%s\n", strings.Join(s.ListenAddrs, "\n\t"))
+				if !slices.Equal(s.AnnounceAddrs, s.ListenAddrs) {
+					fmt.Fprintf(tw, "announce_addrs:\t%s\n", strings.Join(s.AnnounceAddrs, "\n\t"))
+				}
 				fmt.Fprintf(tw, "peers:\t%d\n", s.Peers)
+				fmt.Fprintf(tw, "dht_routing_table:\t%d\n", s.DHTRoutingTable)
 				fmt.Fprintf(tw, "version:\t%s\n", s.Version)
 				fmt.Fprintf(tw, "uptime:\t%s\n", (time.Duration(s.UptimeSeconds) * time.Second).String())
 				fmt.Fprintf(tw, "ready:\t%t\n", s.Ready)
