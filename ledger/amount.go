@@ -64,4 +64,3 @@ func FormatAmount(units int64, decimals uint8) string {
 	}
 	return s
 }
-

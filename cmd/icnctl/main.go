@@ -36,9 +36,9 @@ type app struct {
 	jsonOut     bool
 	// drewProgress is set while a progress line is on the terminal.
 	drewProgress bool
-	stdout      io.Writer
-	stderr      io.Writer
-	pass        passphrase.Source
+	stdout       io.Writer
+	stderr       io.Writer
+	pass         passphrase.Source
 }
 
 // run executes icnctl and returns the exit status.
