@@ -93,6 +93,7 @@ type node struct {
 type authorState struct {
 	ix       uint32
 	top      uint64               // highest seq of a complete entry
+	digest   [32]byte             // XOR of sha256(CID) over its complete entries
 	groups   map[uint64][]cid.Cid // seq -> complete entries with that seq
 	accepted map[uint64]cid.Cid   // seq -> the accepted entry
 }
@@ -216,6 +217,10 @@ func (l *Ledger) insert(v *Verified) []Decision {
 	group := a.groups[e.Seq]
 	a.groups[e.Seq] = append(group, v.CID)
 	a.top = max(a.top, e.Seq)
+	h := sha256.Sum256(v.CID.Bytes())
+	for i := range a.digest {
+		a.digest[i] ^= h[i]
+	}
 	if len(group) > 0 && !cidLess(v.CID, minCID(group)) {
 		l.evaluate(a, n, true)
 		return []Decision{{v.CID, n.status, n.reason}}
@@ -728,4 +733,71 @@ func (l *Ledger) History(account did.DID) []Record {
 		return a.Seq < b.Seq
 	})
 	return out
+}
+
+// AuthorSummary is what one ledger holds of one author: the highest seq of a
+// complete entry and a digest of the set of those entries. Two ledgers with
+// equal summaries for an author hold the same entries of that author; equal
+// tops with different digests reveal an equivocation one side lacks.
+type AuthorSummary struct {
+	Top    uint64
+	Digest [32]byte
+}
+
+// Summary returns the summary of every author.
+func (l *Ledger) Summary() map[did.DID]AuthorSummary {
+	out := make(map[did.DID]AuthorSummary, len(l.authors))
+	for d, a := range l.authors {
+		out[d] = AuthorSummary{a.top, a.digest}
+	}
+	return out
+}
+
+// MissingFrom returns the blocks a ledger with the given summary lacks,
+// author by author in seq order, at most limit of them (0 means no limit).
+// An author whose digest differs at an equal or higher top is sent whole, so
+// equivocations spread.
+func (l *Ledger) MissingFrom(remote map[did.DID]AuthorSummary, limit int) [][]byte {
+	authors := make([]did.DID, 0, len(l.authors))
+	for d := range l.authors {
+		authors = append(authors, d)
+	}
+	sort.Slice(authors, func(i, j int) bool { return authors[i].String() < authors[j].String() })
+	var out [][]byte
+	for _, d := range authors {
+		mine := l.authors[d]
+		theirs, known := remote[d]
+		after := uint64(0)
+		switch {
+		case !known:
+		case theirs.Top == mine.top && theirs.Digest == mine.digest:
+			continue
+		case theirs.Top < mine.top && l.prefixDigest(mine, theirs.Top) == theirs.Digest:
+			after = theirs.Top // same prefix: only the tail is missing
+		}
+		for _, v := range l.AuthorEntries(d, after) {
+			if limit > 0 && len(out) == limit {
+				return out
+			}
+			out = append(out, v.Block)
+		}
+	}
+	return out
+}
+
+// prefixDigest is the digest of an author's complete entries with seq <= top.
+func (l *Ledger) prefixDigest(a *authorState, top uint64) [32]byte {
+	var d [32]byte
+	for seq, g := range a.groups {
+		if seq > top {
+			continue
+		}
+		for _, c := range g {
+			h := sha256.Sum256(c.Bytes())
+			for i := range d {
+				d[i] ^= h[i]
+			}
+		}
+	}
+	return d
 }

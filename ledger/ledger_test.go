@@ -169,3 +169,43 @@ func TestCheckDoesNotChangeTheLedger(t *testing.T) {
 	_, _, err = l.Check(missing)
 	require.ErrorIs(t, err, ErrIncomplete)
 }
+
+func TestSummaryAndMissingFrom(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	sc := genScenario(t, r, 4, 80)
+	full := replay(sc.entries, identity(len(sc.entries)))
+	half := replay(sc.entries, identity(len(sc.entries)/2))
+	// Whatever half lacks, full sends; afterwards the two agree.
+	for _, b := range full.MissingFrom(half.Summary(), 0) {
+		v, err := Verify(b, cid.Undef)
+		require.NoError(t, err)
+		half.Add(v)
+	}
+	require.Equal(t, full.Summary(), half.Summary())
+	require.Equal(t, full.StateHash(), half.StateHash())
+	require.Empty(t, full.MissingFrom(half.Summary(), 0))
+	require.Len(t, full.MissingFrom(New().Summary(), 5), 5)
+}
+
+// Equivocation evidence spreads through MissingFrom whichever side is ahead.
+func TestMissingFromSpreadsEquivocations(t *testing.T) {
+	alice, bob, cur, def := fixture(t)
+	twinA := sign(t, alice, &Entry{Seq: 2, Prev: def.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 1)})
+	twinB := sign(t, alice, &Entry{Seq: 2, Prev: def.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 2)})
+	third := sign(t, alice, &Entry{Seq: 3, Prev: twinB.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 3)})
+	x := replay([]*Verified{def, twinA}, []int{0, 1})
+	y := replay([]*Verified{def, twinB, third}, []int{0, 1, 2})
+	exchange := func(from, to *Ledger) {
+		for _, b := range from.MissingFrom(to.Summary(), 0) {
+			v, err := Verify(b, cid.Undef)
+			require.NoError(t, err)
+			to.Add(v)
+		}
+	}
+	exchange(y, x) // y is ahead but must still send its twin at seq 2
+	exchange(x, y) // x is behind but holds the other twin
+	require.Equal(t, x.Summary(), y.Summary())
+	require.Equal(t, x.StateHash(), y.StateHash())
+	_, q, _ := x.Counts()
+	require.Positive(t, q)
+}
