@@ -22,8 +22,10 @@ import (
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/internal/version"
+	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/protocols/discovery"
+	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
 )
 
@@ -34,6 +36,8 @@ type netStack struct {
 	idsvc    *identity.Service
 	id       *did.Identity
 	dht      *discovery.DHT
+	sync     *ledgerSync
+	gossip   *gossip.Service
 	services []stackService
 }
 
@@ -54,6 +58,9 @@ type stackDeps struct {
 	log     *slog.Logger
 	book    *identity.Book
 	metrics *netMetrics
+	ledger  *store.Store
+	syncM   *syncMetrics
+	gossip  *gossipShared
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -108,6 +115,12 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	st.services = append(st.services, stackService{"dht", st.dht})
+	st.sync = newLedgerSync(h, deps.ledger, deps.syncM, deps.log.With("component", "ledgersync"))
+	st.services = append(st.services, stackService{"ledgersync", st.sync})
+	if st.gossip, err = newGossip(deps, st); err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	st.services = append(st.services, stackService{"gossip", st.gossip})
 	mdnsSvc, err := newMDNS(deps, st)
 	if err != nil {
 		return nil, fmt.Errorf("mdns: %w", err)

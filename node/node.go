@@ -128,7 +128,11 @@ func New(opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics}
+	gs, err := newGossipShared(cfg, reg, metrics)
+	if err != nil {
+		return nil, fmt.Errorf("gossip metrics: %w", err)
+	}
+	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs}
 
 	if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
 		return nil, err
@@ -138,6 +142,10 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
+	}
+	n.deps.ledger = n.ledger
+	if n.deps.syncM, err = newSyncMetrics(reg); err != nil {
+		return nil, fmt.Errorf("ledger sync metrics: %w", err)
 	}
 	obs := cfg.Observability
 	if n.healthLn, err = listenTCP("observability.health_port", obs.HTTPBind, obs.HealthPort); err != nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -149,6 +150,9 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// scrypt needed 256 MiB to unlock the keystore; hand it back to the OS
+	// now rather than whenever the collector next runs.
+	debug.FreeOSMemory()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

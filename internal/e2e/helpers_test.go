@@ -87,7 +87,7 @@ func ctl(t *testing.T, dataDir string, args ...string) result {
 	return ctlEnv(t, withPass(passphrase), dataDir, args...)
 }
 
-func ctlEnv(t *testing.T, env []string, dataDir string, args ...string) result {
+func ctlEnv(t testing.TB, env []string, dataDir string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -165,7 +165,7 @@ log_level = "debug"
 
 // daemon is a running icnd process.
 type daemon struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	ports   ports
 	cmd     *exec.Cmd
@@ -214,7 +214,7 @@ func startDaemon(t *testing.T, dataDir, cfgPath string, p ports) *daemon {
 }
 
 // spawn starts icnd with args; it is killed at cleanup if still running.
-func spawn(t *testing.T, env []string, attr *syscall.SysProcAttr, args ...string) *daemon {
+func spawn(t testing.TB, env []string, attr *syscall.SysProcAttr, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(bins.icnd, args...)
 	cmd.Env = env

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/ledger"
+	"github.com/intercooperative/icn/ledger/store"
+	"github.com/intercooperative/icn/node"
+	"github.com/intercooperative/icn/node/controlapi"
+)
+
+// fillLedger writes n valid entries by 16 authors into dataDir's datastore.
+func fillLedger(b *testing.B, dataDir string, n int) {
+	b.Helper()
+	s, err := store.Open(context.Background(), filepath.Join(dataDir, node.DatastoreDir), store.Options{NoSync: true})
+	require.NoError(b, err)
+	defer s.Close()
+	type author struct {
+		id  did.DID
+		key ed25519.PrivateKey
+	}
+	var as []author
+	for i := 0; i < 16; i++ {
+		pub, key, err := ed25519.GenerateKey(rand.Reader)
+		require.NoError(b, err)
+		id, err := did.FromPublicKey(pub)
+		require.NoError(b, err)
+		as = append(as, author{id, key})
+	}
+	cur := ledger.CurrencyID{Symbol: "hours", Issuer: as[0].id}
+	for i := 0; i < n; i++ {
+		a := as[i%len(as)]
+		_, err := s.Append(context.Background(), func(l *ledger.Ledger) ([]byte, error) {
+			seq, prev, parents := l.Next(a.id)
+			e := &ledger.Entry{Author: a.id, Seq: seq, Prev: prev, Parents: parents, Timestamp: int64(i), Kind: ledger.KindTransfer,
+				Postings: []ledger.Posting{{Account: a.id, Currency: cur, Amount: -1}, {Account: as[(i+1)%len(as)].id, Currency: cur, Amount: 1}}}
+			if i == 0 {
+				e.Kind, e.Postings, e.Currency = ledger.KindCurrency, nil, &ledger.CurrencyDef{Symbol: "hours", CreditLimit: 1 << 40}
+			}
+			blk, _, err := ledger.Sign(e, a.key)
+			return blk, err
+		})
+		require.NoError(b, err)
+	}
+}
+
+func vmRSS(b *testing.B, pid int) float64 {
+	b.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(b, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			require.NoError(b, err)
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+// BenchmarkDaemonRSS reports the resident memory of a real icnd holding
+// 10,000 and 100,000 ledger entries, next to an empty one (the baseline).
+func BenchmarkDaemonRSS(b *testing.B) {
+	for _, n := range []int{0, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				dir, err := os.MkdirTemp("", "icnrss")
+				require.NoError(b, err)
+				defer os.RemoveAll(dir)
+				r := ctlEnv(b, withPass(passphrase), dir, "id", "init")
+				require.Equal(b, 0, r.code, r.stderr)
+				fillLedger(b, dir, n)
+				cfgPath := filepath.Join(dir, "config.toml")
+				require.NoError(b, os.WriteFile(cfgPath, []byte("[network]\nlisten_addr = \"127.0.0.1:0\"\nmdns_enabled = false\n[observability]\nmetrics_port = 0\nhealth_port = 0\n"), 0o600))
+				d := spawn(b, withPass(passphrase), nil, "--data-dir", dir, "--config", cfgPath)
+				c := controlapi.NewClient(controlapi.SocketPath(dir))
+				require.Eventually(b, func() bool {
+					h, err := c.Head(context.Background())
+					return err == nil && h.Accepted == n
+				}, 5*time.Minute, 100*time.Millisecond)
+				b.ReportMetric(vmRSS(b, d.cmd.Process.Pid), "RSS-MiB")
+				require.NoError(b, d.cmd.Process.Signal(os.Interrupt))
+				require.Equal(b, 0, d.wait(30*time.Second))
+			}
+		})
+	}
+}

@@ -1,0 +1,101 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/internal/harness"
+	"github.com/intercooperative/icn/node/controlapi"
+)
+
+func pay(t *testing.T, from, to *harness.Node, amount, cur string) controlapi.Entry {
+	t.Helper()
+	e, err := from.Pay(context.Background(), controlapi.PayRequest{To: to.Identity.DID.String(), Amount: amount, Currency: cur})
+	require.NoError(t, err)
+	return e
+}
+
+func sameState(nodes ...*harness.Node) func() bool {
+	return func() bool {
+		h := nodes[0].LedgerHead()
+		for _, n := range nodes[1:] {
+			if n.LedgerHead().StateHash != h.StateHash {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Four nodes split two and two, both sides pay, the partition heals, and
+// all four converge to the same state hash.
+func TestPartitionHeals(t *testing.T) {
+	nodes := harness.Start(t, 4)
+	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
+	for _, pair := range [][2]*harness.Node{{a, b}, {c, d}, {a, c}} {
+		harness.Connect(t, pair[0], pair[1])
+	}
+	_, err := a.CreateCurrency(context.Background(), controlapi.CurrencyRequest{Symbol: "hours", Decimals: 2, CreditLimit: "1000"})
+	require.NoError(t, err)
+	require.Eventually(t, sameState(nodes...), 60*time.Second, 100*time.Millisecond, "the currency never reached everyone")
+
+	// Partition: {a,b} | {c,d}.
+	for _, x := range []*harness.Node{a, b} {
+		for _, y := range []*harness.Node{c, d} {
+			_, _ = x.Disconnect(y.Identity.DID.String())
+		}
+	}
+	require.Eventually(t, func() bool {
+		for _, x := range []*harness.Node{a, b} {
+			for _, p := range x.Peers() {
+				if p.DID == c.Identity.DID.String() || p.DID == d.Identity.DID.String() {
+					return false
+				}
+			}
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond)
+	for i := 0; i < 5; i++ {
+		pay(t, a, b, fmt.Sprintf("%d", i+1), "hours")
+		pay(t, c, d, "2.50", "hours")
+		pay(t, d, a, "1", "hours")
+	}
+	require.NotEqual(t, a.LedgerHead().StateHash, c.LedgerHead().StateHash)
+
+	// Heal.
+	harness.Connect(t, b, d)
+	require.Eventually(t, sameState(nodes...), 60*time.Second, 100*time.Millisecond, "the four never converged")
+	h := a.LedgerHead()
+	require.Equal(t, 16, h.Accepted)
+	bs, err := a.Balances("", "")
+	require.NoError(t, err)
+	var sum int64
+	for _, x := range bs {
+		sum += x.Units
+	}
+	require.Zero(t, sum)
+}
+
+// A node joining a network that holds many entries catches up by itself.
+func TestCatchUp(t *testing.T) {
+	n := 10_000
+	if testing.Short() {
+		n = 1000
+	}
+	nodes := harness.Start(t, 2)
+	a, b := nodes[0], nodes[1]
+	_, err := a.CreateCurrency(context.Background(), controlapi.CurrencyRequest{Symbol: "hours", CreditLimit: "100000000"})
+	require.NoError(t, err)
+	for i := 1; i < n; i++ {
+		pay(t, a, b, "1", "hours")
+	}
+	require.Equal(t, n, a.LedgerHead().Accepted)
+	newcomer := harness.Start(t, 1, harness.Bootstrap(a))[0]
+	require.Eventually(t, sameState(a, newcomer), 120*time.Second, 200*time.Millisecond,
+		"the newcomer holds %d of %d entries", newcomer.LedgerHead().Accepted, n)
+	_ = b
+}

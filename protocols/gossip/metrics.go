@@ -1,0 +1,137 @@
+package gossip
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a message is dropped by validation: the values of the reason label
+// of icn_gossip_messages_rejected_total. Rejections marked (R) return
+// ValidationReject and count against the peer that sent the message in
+// GossipSub's peer score; the others return ValidationIgnore.
+const (
+	ReasonRateLimited     = "rate_limited"     // the sending peer exceeded its token bucket
+	ReasonOversize        = "oversize"         // (R) larger than gossip.max_message_size
+	ReasonMalformed       = "malformed"        // (R) not a valid envelope encoding
+	ReasonUnknownType     = "unknown_type"     // (R) payload type not registered
+	ReasonBadPayload      = "bad_payload"      // (R) payload does not match its type (text not UTF-8, bad JSON, bad announce)
+	ReasonBadSignature    = "bad_signature"    // (R) the author's signature does not verify for this topic
+	ReasonBindingMismatch = "binding_mismatch" // (R) the publishing peer speaks for the author's DID but is not its current node
+	ReasonReplay          = "replay"           // (R) seq already used, or an envelope seen before sent again later
+	ReasonStale           = "stale"            // timestamp older than gossip.max_age
+	ReasonFuture          = "future"           // timestamp further ahead than gossip.clock_skew
+)
+
+// Reasons an accepted or not-yet-validated message is dropped without
+// blame: the values of the reason label of icn_gossip_messages_dropped_total.
+const (
+	DropDuplicate       = "duplicate"        // the same envelope again by another path
+	DropSlowSubscriber  = "slow_subscriber"  // a local subscriber's buffer was full
+	DropValidationQueue = "validation_queue" // GossipSub's validation queue was full
+	DropThrottled       = "throttled"        // the topic's validator concurrency was exhausted
+	DropOutboundQueue   = "outbound_queue"   // a peer's outbound queue was full
+	DropRelayedAnnounce = "relayed_announce" // an announce not from the announcer itself (announces travel one hop)
+)
+
+// Metrics are the icn_gossip_* series. Create them once per node (they must
+// outlive the services that key rotations replace) and pass them to each.
+type Metrics struct {
+	entries       prometheus.Counter
+	subscriptions prometheus.Gauge
+	topics        prometheus.Gauge
+	published     prometheus.Counter
+	received      prometheus.Counter
+	rejected      *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	announcesRecv prometheus.Counter
+	announcesSent prometheus.Counter
+	requests      prometheus.Counter
+	fetched       prometheus.Counter
+
+	// The node's network counters, incremented alongside.
+	networkReceived prometheus.Counter
+	rateLimited     prometheus.Counter
+}
+
+// NewMetrics registers the gossip series on reg. networkReceived and
+// rateLimited are the node's icn_network_messages_received_total and
+// icn_network_messages_rate_limited_total; nil means private counters
+// (for tests).
+func NewMetrics(reg prometheus.Registerer, networkReceived, rateLimited prometheus.Counter) (*Metrics, error) {
+	if networkReceived == nil {
+		networkReceived = prometheus.NewCounter(prometheus.CounterOpts{Name: "icn_network_messages_received_total"})
+	}
+	if rateLimited == nil {
+		rateLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "icn_network_messages_rate_limited_total"})
+	}
+	m := &Metrics{
+		entries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icn_gossip_entries_total",
+			Help: "Gossip envelopes accepted and delivered on joined topics (by gossip or by request), including the node's own.",
+		}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "icn_gossip_subscriptions_total",
+			Help: "Local topic subscriptions open now (icnctl gossip subscribe streams and in-process subscribers).",
+		}),
+		topics: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "icn_gossip_topics_joined",
+			Help: "Gossip topics this node has joined (it relays their messages).",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icn_gossip_messages_published_total",
+			Help: "Envelopes this node published (not counting announces).",
+		}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icn_gossip_messages_received_total",
+			Help: "Gossip messages received from peers and handed to validation (before rate limiting).",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_gossip_messages_rejected_total",
+			Help: "Gossip messages refused by validation, by reason (see docs/gossip.md).",
+		}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_gossip_messages_dropped_total",
+			Help: "Gossip messages dropped without blame, by reason: duplicate, slow_subscriber, validation_queue, throttled, outbound_queue, relayed_announce.",
+		}, []string{"reason"}),
+		announcesRecv: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icn_gossip_announces_received_total",
+			Help: "Head announcements accepted from neighbouring peers.",
+		}),
+		announcesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icn_gossip_announces_sent_total",
+			Help: "Head announcements this node published.",
+		}),
+		requests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icn_gossip_requests_received_total",
+			Help: "Requests for missing envelopes received over /icn/gossip/req/1.0.0.",
+		}),
+		fetched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "icn_gossip_entries_fetched_total",
+			Help: "Envelopes obtained by request after an announce (a subset of icn_gossip_entries_total).",
+		}),
+		networkReceived: networkReceived,
+		rateLimited:     rateLimited,
+	}
+	for _, r := range []string{ReasonRateLimited, ReasonOversize, ReasonMalformed, ReasonUnknownType, ReasonBadPayload,
+		ReasonBadSignature, ReasonBindingMismatch, ReasonReplay, ReasonStale, ReasonFuture} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, r := range []string{DropDuplicate, DropSlowSubscriber, DropValidationQueue, DropThrottled, DropOutboundQueue, DropRelayedAnnounce} {
+		m.dropped.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.entries, m.subscriptions, m.topics, m.published, m.received, m.rejected,
+		m.dropped, m.announcesRecv, m.announcesSent, m.requests, m.fetched} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) reject(reason string) {
+	m.rejected.WithLabelValues(reason).Inc()
+	if reason == ReasonRateLimited {
+		m.rateLimited.Inc()
+	}
+}
+
+func (m *Metrics) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }

@@ -1,0 +1,333 @@
+package gossip
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// ID is the request protocol: a peer that saw an announce asks the announcer
+// for the envelopes it lacks.
+const ID protocol.ID = "/icn/gossip/req/1.0.0"
+
+// ServiceName is the resource manager service scope of the request protocol.
+const ServiceName = "icn.gossip"
+
+const (
+	// RequestTimeout bounds one request/response exchange.
+	RequestTimeout = 10 * time.Second
+	// MaxRequestSize bounds a request body: topic plus MaxHeads keys.
+	MaxRequestSize = 40 << 10
+	// MaxResponseEnvelopes and MaxResponseBytes bound one response.
+	MaxResponseEnvelopes = 256
+	MaxResponseBytes     = 4 << 20
+)
+
+// encodeRequest: uvarint topic length, the wire topic, then the key list
+// (version 1, uvarint count, each key as uvarint length + bytes).
+func encodeRequest(wire string, keys [][]byte) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(wire)))
+	b = append(b, wire...)
+	return append(b, encodeKeys(keys)...)
+}
+
+func decodeRequest(body []byte) (string, [][]byte, error) {
+	r := reader{b: body}
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(TopicPrefix)+64+1+MaxTopicLen) {
+		return "", nil, malformed("topic of %d bytes", n)
+	}
+	wire := r.next(int(min(n, uint64(len(r.b)))))
+	if r.err != nil {
+		return "", nil, r.err
+	}
+	keys, err := decodeKeys(r.b)
+	if err != nil {
+		return "", nil, err
+	}
+	return string(wire), keys, nil
+}
+
+func writeFrame(w io.Writer, data []byte) error {
+	var hdr [binary.MaxVarintLen64]byte
+	if _, err := w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(data)))]); err != nil {
+		return err
+	}
+	_, err := w.Write(data)
+	return err
+}
+
+// handleRequest serves one request: the envelopes the topic's state holds
+// for the keys, each framed as uvarint length + bytes, then a zero length.
+func (s *Service) handleRequest(st network.Stream) {
+	if !s.track(st) {
+		st.Reset()
+		return
+	}
+	defer s.untrack(st)
+	if err := s.serve(st); err != nil {
+		s.log.Debug("gossip request failed", "peer", st.Conn().RemotePeer(), "err", err)
+		st.Reset()
+		return
+	}
+	st.Close()
+}
+
+func (s *Service) serve(st network.Stream) error {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		return fmt.Errorf("resource manager: %w", err)
+	}
+	if err := st.Scope().ReserveMemory(MaxRequestSize, network.ReservationPriorityLow); err != nil {
+		return fmt.Errorf("resource manager: %w", err)
+	}
+	defer st.Scope().ReleaseMemory(MaxRequestSize)
+	_ = st.SetDeadline(time.Now().Add(RequestTimeout))
+	p := st.Conn().RemotePeer()
+	if !s.requests.allow(p, s.cfg.Now()) {
+		return errors.New("request rate limit")
+	}
+	br := bufio.NewReader(st)
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return err
+	}
+	if n > MaxRequestSize {
+		return fmt.Errorf("request of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		return err
+	}
+	s.m.requests.Inc()
+	s.m.networkReceived.Inc()
+	wire, keys, err := decodeRequest(body)
+	if err != nil {
+		return err
+	}
+	var envs [][]byte
+	if tp := s.topicByWire(wire); tp != nil {
+		maxBytes := min(MaxResponseBytes, MaxResponseEnvelopes*s.cfg.MaxMessageSize)
+		if c, ok := tp.state.(*recentCache); ok {
+			envs = c.getVerified(keys, MaxResponseEnvelopes, maxBytes, func(raw []byte) bool {
+				e, err := decode(raw, s.cfg.MaxMessageSize, s.keys.author)
+				return err == nil && e.Verify(tp.wire) == nil
+			})
+		} else {
+			envs = tp.state.Get(keys, MaxResponseEnvelopes, maxBytes)
+		}
+	}
+	bw := bufio.NewWriter(st)
+	for _, e := range envs {
+		if err := writeFrame(bw, e); err != nil {
+			return err
+		}
+	}
+	if err := writeFrame(bw, nil); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return st.CloseWrite()
+}
+
+func (s *Service) topicByWire(wire string) *topic {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tp := range s.topics {
+		if tp.wire == wire {
+			return tp
+		}
+	}
+	return nil
+}
+
+func (s *Service) track(st network.Stream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.streams[st] = struct{}{}
+	s.handler.Add(1)
+	return true
+}
+
+func (s *Service) untrack(st network.Stream) {
+	s.mu.Lock()
+	delete(s.streams, st)
+	s.mu.Unlock()
+	s.handler.Done()
+}
+
+// request asks p for the envelopes answering keys on a topic.
+func (s *Service) request(ctx context.Context, p peer.ID, wire string, keys [][]byte) (_ [][]byte, err error) {
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	st, err := s.h.NewStream(ctx, p, ID)
+	if err != nil {
+		return nil, fmt.Errorf("open %s stream: %w", ID, err)
+	}
+	if !s.track(st) {
+		st.Reset()
+		return nil, ErrStopped
+	}
+	defer s.untrack(st)
+	// Deadlines bound the exchange; cancellation (shutdown) ends it at once.
+	defer context.AfterFunc(ctx, func() { st.Reset() })()
+	defer func() {
+		if err != nil {
+			st.Reset()
+		}
+	}()
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(dl)
+	}
+	if err := writeFrame(st, encodeRequest(wire, keys)); err != nil {
+		return nil, fmt.Errorf("send request: %w", err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(st)
+	var out [][]byte
+	reserved := 0
+	defer func() { st.Scope().ReleaseMemory(reserved) }()
+	for {
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, fmt.Errorf("read response: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if n > uint64(s.cfg.MaxMessageSize) {
+			return nil, fmt.Errorf("response envelope of %d bytes exceeds %d", n, s.cfg.MaxMessageSize)
+		}
+		if len(out) >= MaxResponseEnvelopes || reserved+int(n) > MaxResponseBytes {
+			return nil, errors.New("response exceeds its bounds")
+		}
+		if err := st.Scope().ReserveMemory(int(n), network.ReservationPriorityLow); err != nil {
+			return nil, fmt.Errorf("resource manager: %w", err)
+		}
+		reserved += int(n)
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, fmt.Errorf("read response: %w", err)
+		}
+		out = append(out, buf)
+	}
+	st.Close()
+	return out, nil
+}
+
+// fetchJob is a request to make after an announce.
+type fetchJob struct {
+	tp   *topic
+	peer peer.ID
+	keys [][]byte
+}
+
+// onAnnounce queues a request for whatever the announce lists that the
+// topic's state lacks, if the announcer is connected. A full queue drops
+// the job: the next announce brings it back.
+func (s *Service) onAnnounce(tp *topic, msg *Message) {
+	s.m.announcesRecv.Inc()
+	heads, err := decodeAnnounce(msg.Payload)
+	if err != nil {
+		return
+	}
+	want := tp.state.Want(heads)
+	if len(want) == 0 || s.h.Network().Connectedness(msg.From) != network.Connected {
+		return
+	}
+	if len(want) > MaxHeads {
+		want = want[:MaxHeads]
+	}
+	select {
+	case s.fetchQ <- fetchJob{tp: tp, peer: msg.From, keys: want}:
+	default:
+	}
+}
+
+func (s *Service) fetchLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-s.fetchQ:
+			s.fetch(ctx, j)
+		}
+	}
+}
+
+// fetch requests the job's keys and ingests the answer through admit, as
+// if it had come by gossip; the answering peer's score learns what was
+// useful and what was invalid.
+func (s *Service) fetch(ctx context.Context, j fetchJob) {
+	envs, err := s.request(ctx, j.peer, j.tp.wire, j.keys)
+	if err != nil {
+		s.log.Debug("gossip fetch failed", "peer", j.peer, "topic", j.tp.short, "err", err)
+		return
+	}
+	now := s.cfg.Now()
+	for _, raw := range envs {
+		s.m.received.Inc()
+		s.m.networkReceived.Inc()
+		msg, res := s.admit(j.tp, raw, j.peer, j.peer, true, now)
+		switch res {
+		case pubsub.ValidationAccept:
+			s.deliver(j.tp, msg, raw)
+			_ = s.ps.PeerFeedback(j.tp.wire, j.peer, pubsub.PeerFeedbackUsefulMessage)
+		case pubsub.ValidationReject:
+			_ = s.ps.PeerFeedback(j.tp.wire, j.peer, pubsub.PeerFeedbackInvalidMessage)
+		}
+	}
+}
+
+// announceAll publishes each topic's heads where there is anyone to hear them.
+func (s *Service) announceAll(ctx context.Context) {
+	s.mu.Lock()
+	topics := make([]*topic, 0, len(s.topics))
+	for _, tp := range s.topics {
+		topics = append(topics, tp)
+	}
+	s.mu.Unlock()
+	for _, tp := range topics {
+		if ctx.Err() != nil {
+			return
+		}
+		if len(tp.t.ListPeers()) == 0 {
+			continue
+		}
+		heads := tp.state.Heads()
+		if len(heads) == 0 {
+			continue
+		}
+		if len(heads) > MaxHeads {
+			heads = heads[:MaxHeads]
+		}
+		payload, err := encodeAnnounce(heads)
+		if err != nil {
+			s.log.Warn("gossip: state returned bad heads", "topic", tp.short, "err", err)
+			continue
+		}
+		if _, err := s.publish(ctx, tp, TypeAnnounce, payload); err != nil {
+			s.log.Debug("gossip: announce failed", "topic", tp.short, "err", err)
+			continue
+		}
+		s.m.announcesSent.Inc()
+	}
+}

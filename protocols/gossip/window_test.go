@@ -1,0 +1,134 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+)
+
+func TestReplayWindow(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	w := newReplayWindow(2*time.Minute, 12*time.Minute)
+	a := testIdentity(t).DID
+	b := testIdentity(t).DID
+	ts := uint64(now.UnixMilli())
+	id1, id2 := IDOf([]byte("one")), IDOf([]byte("two"))
+
+	require.Equal(t, fresh, w.check(a, 10, ts, id1, now))
+	require.Equal(t, fresh, w.check(b, 10, ts, id2, now), "windows are per author")
+	// The same envelope by another path, soon after: a harmless duplicate.
+	require.Equal(t, duplicate, w.check(a, 10, ts, id1, now.Add(time.Second)))
+	// The same envelope after the grace: a replay.
+	require.Equal(t, replay, w.check(a, 10, ts, id1, now.Add(3*time.Minute)))
+	// The same seq with other content: a replay at once.
+	require.Equal(t, replay, w.check(a, 10, ts, id2, now))
+	// Out of order is fine.
+	require.Equal(t, fresh, w.check(a, 12, ts, IDOf([]byte("12")), now))
+	require.Equal(t, fresh, w.check(a, 11, ts, IDOf([]byte("11")), now))
+}
+
+func TestReplayWindowSlides(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	w := newReplayWindow(time.Minute, 12*time.Minute)
+	a := testIdentity(t).DID
+	ts := uint64(now.UnixMilli())
+	for seq := uint64(1); seq <= windowPerAuthor+10; seq++ {
+		require.Equal(t, fresh, w.check(a, seq, ts, IDOf([]byte{byte(seq), byte(seq >> 8)}), now))
+	}
+	authors, seqs := w.size()
+	require.Equal(t, 1, authors)
+	require.Equal(t, windowPerAuthor, seqs, "bounded per author")
+	// Below the window: treated as a replay, whatever the content.
+	require.Equal(t, replay, w.check(a, 5, ts, IDOf([]byte("new")), now))
+	require.Equal(t, replay, w.check(a, 10, ts, IDOf([]byte("new")), now))
+	require.Equal(t, fresh, w.check(a, windowPerAuthor+11, ts, IDOf([]byte("next")), now))
+}
+
+func TestReplayWindowEvictionAndSweep(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	w := newReplayWindow(time.Minute, 12*time.Minute)
+	w.maxAuth = 3
+	a, b, c, d := testIdentity(t).DID, testIdentity(t).DID, testIdentity(t).DID, testIdentity(t).DID
+	ts := uint64(now.UnixMilli())
+	require.Equal(t, fresh, w.check(a, 1, ts-10, IDOf([]byte("a")), now))
+	require.Equal(t, fresh, w.check(b, 1, ts, IDOf([]byte("b")), now.Add(time.Millisecond)))
+	require.Equal(t, fresh, w.check(c, 1, ts, IDOf([]byte("c")), now.Add(2*time.Millisecond)))
+	// d pushes out a, the least recently used.
+	require.Equal(t, fresh, w.check(d, 1, ts+5, IDOf([]byte("d")), now.Add(3*time.Millisecond)))
+	n, _ := w.size()
+	require.Equal(t, 3, n)
+	// a's old message cannot be told from a replay any more: forgotten.
+	require.Equal(t, forgotten, w.check(a, 1, ts-10, IDOf([]byte("a")), now))
+	// a's new messages are fine.
+	require.Equal(t, fresh, w.check(a, 2, ts+1000, IDOf([]byte("a2")), now.Add(time.Second)))
+
+	// Sweeping past the horizon forgets authors whose messages are all stale.
+	w.sweep(now.Add(13 * time.Minute))
+	n, _ = w.size()
+	require.Equal(t, 0, n)
+}
+
+func TestPeerLimiter(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	l := newPeerLimiter(10, 5, 3, time.Minute)
+	p1, p2 := peer.ID("p1"), peer.ID("p2")
+	allowed := 0
+	for range 50 {
+		if l.allow(p1, now) {
+			allowed++
+		}
+	}
+	require.Equal(t, 5, allowed, "the burst, then nothing without time passing")
+	require.True(t, l.allow(p2, now), "buckets are per peer")
+	require.True(t, l.allow(p1, now.Add(100*time.Millisecond)), "10/s refills one token in 100ms")
+	for i := range 10 {
+		l.allow(peer.ID(rune('a'+i)), now)
+	}
+	require.LessOrEqual(t, l.size(), 3, "bounded")
+	l.sweep(now.Add(2 * time.Minute))
+	require.Equal(t, 0, l.size(), "idle peers are forgotten")
+}
+
+func TestRecentCacheBounds(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	c := newRecentCache(10*time.Minute, func() time.Time { return now })
+	flooder := testIdentity(t).DID
+	honest := testIdentity(t).DID
+	ts := uint64(now.UnixMilli())
+	add := func(author int, i int) MessageID {
+		d := flooder
+		if author == 1 {
+			d = honest
+		}
+		raw := []byte{byte(author), byte(i), byte(i >> 8)}
+		m := &Message{ID: IDOf(raw), Envelope: Envelope{Author: d, Timestamp: ts}}
+		c.Add(m, raw)
+		return m.ID
+	}
+	keep := add(1, 0)
+	for i := range 1000 {
+		add(0, i)
+	}
+	entries, _ := c.stats()
+	require.Equal(t, CacheEntriesPerAuthor+1, entries, "one author cannot evict the others")
+	require.Len(t, c.Get([][]byte{keep[:]}, 10, 1<<20), 1)
+	for i := range 2 * CacheEntries {
+		add(1, i+1)
+	}
+	entries, _ = c.stats()
+	require.LessOrEqual(t, entries, CacheEntries)
+
+	// Want skips what is held and what was asked for recently.
+	heads := c.Heads()
+	require.NotEmpty(t, heads)
+	require.Empty(t, c.Want(heads))
+	missing := IDOf([]byte("missing"))
+	require.Len(t, c.Want([][]byte{missing[:]}), 1)
+	require.Empty(t, c.Want([][]byte{missing[:]}), "asked for once a minute at most")
+
+	// Entries older than the max age expire.
+	now = now.Add(11 * time.Minute)
+	require.Empty(t, c.Heads())
+}
