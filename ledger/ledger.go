@@ -73,6 +73,9 @@ type Ledger struct {
 	currencies map[CurrencyID]currencyState
 	heads      map[cid.Cid]bool
 	accepted   int
+	// hash caches StateHash until the accepted set changes.
+	hash      [32]byte
+	hashValid bool
 }
 
 type acctCur struct {
@@ -255,6 +258,7 @@ func (l *Ledger) recompute() []Decision {
 	l.currencies = map[CurrencyID]currencyState{}
 	l.heads = map[cid.Cid]bool{}
 	l.accepted = 0
+	l.hashValid = false
 	for _, a := range l.authors {
 		a.accepted = map[uint64]cid.Cid{}
 	}
@@ -387,6 +391,7 @@ func (l *Ledger) balanceIn(vc vclock, k acctCur) int64 {
 }
 
 func (l *Ledger) accept(a *authorState, n *node) {
+	l.hashValid = false
 	e := n.v.Entry
 	a.accepted[e.Seq] = n.v.CID
 	l.accepted++
@@ -509,6 +514,9 @@ func (l *Ledger) Counts() (accepted, quarantined, pending int) {
 // entries (and so hold the same balances): sha256 over the sorted CIDs of
 // the accepted entries.
 func (l *Ledger) StateHash() [32]byte {
+	if l.hashValid {
+		return l.hash
+	}
 	cs := make([]cid.Cid, 0, l.accepted)
 	for c, n := range l.nodes {
 		if n.status == StatusAccepted {
@@ -520,9 +528,9 @@ func (l *Ledger) StateHash() [32]byte {
 	for _, c := range cs {
 		h.Write(c.Bytes())
 	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
+	h.Sum(l.hash[:0])
+	l.hashValid = true
+	return l.hash
 }
 
 // Quarantined is one quarantined entry.

@@ -35,6 +35,7 @@ func gossipConfig(cfg config.Config) gossip.Config {
 		AnnounceInterval: cfg.Gossip.AnnounceInterval.Duration,
 		RateLimit:        cfg.RateLimiting.MessagesPerSecond,
 		RateBurst:        cfg.RateLimiting.Burst,
+		Types:            map[string]gossip.PayloadCheck{LedgerEntryType: checkLedgerPayload, LedgerStateType: checkStatePayload},
 	}
 }
 

@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+
 	"fmt"
+	"github.com/ipfs/go-cid"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -60,7 +62,9 @@ type stackDeps struct {
 	metrics *netMetrics
 	ledger  *store.Store
 	syncM   *syncMetrics
-	gossip  *gossipShared
+	// ledgerPub carries the CIDs of the node's own new entries to push.
+	ledgerPub chan cid.Cid
+	gossip    *gossipShared
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -121,6 +125,8 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	st.services = append(st.services, stackService{"gossip", st.gossip})
+	st.services = append(st.services, stackService{"ledger-gossip", &ledgerGossip{
+		g: st.gossip, store: deps.ledger, sync: st.sync, pub: deps.ledgerPub, log: deps.log.With("component", "ledger-gossip")}})
 	mdnsSvc, err := newMDNS(deps, st)
 	if err != nil {
 		return nil, fmt.Errorf("mdns: %w", err)

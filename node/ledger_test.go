@@ -2,11 +2,17 @@ package node_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/ledger"
 
 	"github.com/intercooperative/icn/internal/harness"
 	"github.com/intercooperative/icn/node/controlapi"
@@ -99,3 +105,65 @@ func TestCatchUp(t *testing.T) {
 		"the newcomer holds %d of %d entries", newcomer.LedgerHead().Accepted, n)
 	_ = b
 }
+
+// A member signs two different entries with the same seq and hands one to
+// each end of a three-node line. All three converge on the same winner
+// (the smaller CID), keep the loser in quarantine, and agree on the state.
+func TestEquivocationAcrossThreeNodes(t *testing.T) {
+	nodes := harness.Start(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	harness.Connect(t, a, b)
+	harness.Connect(t, b, c)
+	def, err := a.CreateCurrency(context.Background(), controlapi.CurrencyRequest{Symbol: "hours", CreditLimit: "100"})
+	require.NoError(t, err)
+	require.Eventually(t, sameState(nodes...), 60*time.Second, 100*time.Millisecond)
+
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	m, err := did.FromPublicKey(pub)
+	require.NoError(t, err)
+	cur := ledger.CurrencyID{Symbol: "hours", Issuer: a.Identity.DID}
+	defCID, err := cid.Decode(def.CID)
+	require.NoError(t, err)
+	twin := func(to did.DID) ([]byte, cid.Cid) {
+		e := &ledger.Entry{Author: m, Seq: 1, Parents: []cid.Cid{defCID}, Kind: ledger.KindTransfer,
+			Postings: []ledger.Posting{{Account: m, Currency: cur, Amount: -80}, {Account: to, Currency: cur, Amount: 80}}}
+		blk, c, err := ledger.Sign(e, key)
+		require.NoError(t, err)
+		return blk, c
+	}
+	b1, c1 := twin(b.Identity.DID)
+	b2, c2 := twin(c.Identity.DID)
+	_, err = a.IngestLedgerBlocks(context.Background(), [][]byte{b1})
+	require.NoError(t, err)
+	_, err = c.IngestLedgerBlocks(context.Background(), [][]byte{b2})
+	require.NoError(t, err)
+	winner, loser := c1, c2
+	if bytesLess(c2, c1) {
+		winner, loser = c2, c1
+	}
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			h := n.LedgerHead()
+			if h.Accepted != 2 || h.Quarantined != 1 {
+				return false
+			}
+		}
+		return sameState(nodes...)()
+	}, 60*time.Second, 100*time.Millisecond, "the three never agreed")
+	for _, n := range nodes {
+		hist, err := n.History(m.String())
+		require.NoError(t, err)
+		for _, e := range hist {
+			switch e.CID {
+			case winner.String():
+				require.Equal(t, "accepted", e.Status)
+			case loser.String():
+				require.Equal(t, "quarantined", e.Status)
+				require.Contains(t, e.Reason, "equivocation")
+			}
+		}
+	}
+}
+
+func bytesLess(a, b cid.Cid) bool { return string(a.Bytes()) < string(b.Bytes()) }

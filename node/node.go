@@ -144,6 +144,13 @@ func New(opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
 	}
 	n.deps.ledger = n.ledger
+	n.deps.ledgerPub = make(chan cid.Cid, 1024)
+	n.onPublish = func(c cid.Cid) {
+		select {
+		case n.deps.ledgerPub <- c:
+		default: // the push queue is full: sync will carry it
+		}
+	}
 	if n.deps.syncM, err = newSyncMetrics(reg); err != nil {
 		return nil, fmt.Errorf("ledger sync metrics: %w", err)
 	}

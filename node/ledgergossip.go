@@ -1,0 +1,198 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/intercooperative/icn/ledger"
+	"github.com/intercooperative/icn/ledger/store"
+	"github.com/intercooperative/icn/protocols/gossip"
+)
+
+// Gossip payload types of the ledger.
+const (
+	// LedgerEntryType carries one ledger block.
+	LedgerEntryType = "icn/ledger-entry"
+	// LedgerStateType carries a node's 32-byte ledger state hash: a peer
+	// whose hash differs pulls from the announcer with ledgersync.
+	LedgerStateType = "icn/ledger-state"
+)
+
+// How often the state hash is announced: soon after it changes, and
+// periodically even when it does not.
+const (
+	stateAnnounceMin = 3 * time.Second
+	stateAnnounceMax = 30 * time.Second
+)
+
+func checkStatePayload(p []byte) error {
+	if len(p) != 32 {
+		return fmt.Errorf("ledger state hash is %d bytes, want 32", len(p))
+	}
+	return nil
+}
+
+// LedgerTopic is the gossip topic of a currency: ledger:<symbol>.
+func LedgerTopic(symbol string) string { return "ledger:" + symbol }
+
+// LedgerStateTopic carries state-hash announcements; every node joins it,
+// so even a node that knows no currency yet learns that it lags. "*" can
+// never be a currency symbol.
+const LedgerStateTopic = "ledger:*"
+
+// checkLedgerPayload rejects, at gossip validation, payloads that are not
+// valid ledger blocks, so their senders' scores drop.
+func checkLedgerPayload(p []byte) error {
+	_, err := ledger.Verify(p, cid.Undef)
+	return err
+}
+
+// ledgerGossip pushes the node's own entries on their currency topics and
+// ingests the entries others push. What push misses (a node offline, a
+// dropped message), sync catches: an entry whose parents are unknown kicks a
+// sync with the peer that passed it on.
+type ledgerGossip struct {
+	g     *gossip.Service
+	store *store.Store
+	sync  *ledgerSync
+	pub   <-chan cid.Cid
+	log   *slog.Logger
+}
+
+// refreshInterval is how often new currencies are looked for to subscribe to.
+const refreshInterval = 2 * time.Second
+
+// Close is a no-op: subscriptions end with Run.
+func (lg *ledgerGossip) Close() error { return nil }
+
+// Run subscribes to the topic of every known currency until ctx ends.
+func (lg *ledgerGossip) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	subs := map[string]*gossip.Subscription{}
+	defer func() {
+		for _, s := range subs {
+			s.Cancel()
+		}
+		wg.Wait()
+	}()
+	subscribe := func(topic string) {
+		if _, ok := subs[topic]; ok {
+			return
+		}
+		sub, err := lg.g.Subscribe(topic, gossip.DefaultSubscriberBuffer)
+		if err != nil {
+			lg.log.Warn("cannot subscribe to a ledger topic", "topic", topic, "err", err)
+			return
+		}
+		subs[topic] = sub
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lg.receive(ctx, sub)
+		}()
+	}
+	refresh := func() {
+		var syms []string
+		lg.store.Read(func(l *ledger.Ledger) {
+			for _, c := range l.Currencies() {
+				syms = append(syms, c.ID.Symbol)
+			}
+		})
+		subscribe(LedgerStateTopic)
+		for _, s := range syms {
+			subscribe(LedgerTopic(s))
+		}
+	}
+	refresh()
+	tick := time.NewTicker(refreshInterval)
+	defer tick.Stop()
+	var announced [32]byte
+	var lastAnnounce time.Time
+	announce := func(now time.Time) {
+		var h [32]byte
+		lg.store.Read(func(l *ledger.Ledger) { h = l.StateHash() })
+		if now.Sub(lastAnnounce) < stateAnnounceMin || (h == announced && now.Sub(lastAnnounce) < stateAnnounceMax) {
+			return
+		}
+		announced, lastAnnounce = h, now
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, _ = lg.g.Publish(pctx, LedgerStateTopic, LedgerStateType, h[:])
+		cancel()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			refresh()
+			announce(now)
+		case c := <-lg.pub:
+			var v *ledger.Verified
+			lg.store.Read(func(l *ledger.Ledger) { v, _ = l.Get(c) })
+			if v == nil {
+				continue
+			}
+			for _, sym := range entrySymbols(v.Entry) {
+				subscribe(LedgerTopic(sym))
+				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := lg.g.Publish(pctx, LedgerTopic(sym), LedgerEntryType, v.Block)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					lg.log.Info("could not push a ledger entry; peers will sync it", "cid", c, "err", err)
+				}
+			}
+		}
+	}
+}
+
+func entrySymbols(e *ledger.Entry) []string {
+	if e.Currency != nil {
+		return []string{e.Currency.Symbol}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range e.Postings {
+		if !seen[p.Currency.Symbol] {
+			seen[p.Currency.Symbol] = true
+			out = append(out, p.Currency.Symbol)
+		}
+	}
+	return out
+}
+
+func (lg *ledgerGossip) receive(ctx context.Context, sub *gossip.Subscription) {
+	for m := range sub.Messages() {
+		if m.Local {
+			continue
+		}
+		if m.Type == LedgerStateType {
+			var mine [32]byte
+			lg.store.Read(func(l *ledger.Ledger) { mine = l.StateHash() })
+			if !bytes.Equal(mine[:], m.Payload) {
+				lg.sync.Kick(m.From)
+			}
+			continue
+		}
+		if m.Type != LedgerEntryType {
+			continue
+		}
+		res, err := lg.store.Ingest(ctx, [][]byte{m.Payload}, nil)
+		if err != nil {
+			if ctx.Err() == nil {
+				lg.log.Warn("storing a pushed ledger entry failed", "err", err)
+			}
+			continue
+		}
+		if len(res) == 1 && res[0].Status == ledger.StatusPending {
+			// Its parents are unknown here: fetch the history from whoever
+			// passed it on.
+			lg.sync.Kick(m.ReceivedFrom)
+		}
+	}
+}
