@@ -119,8 +119,9 @@ func TestBindingForAnotherPeerIsRejectedAndDisconnected(t *testing.T) {
 	require.False(t, ok)
 
 	// Fetch itself reports it as a VerifyError (c runs no connection watcher).
-	c := newHost(t, newIdentity(t))
-	csvc := New(c, func() did.Binding { return did.Binding{} }, NewBook(), quiet, Options{})
+	cid := newIdentity(t)
+	c := newHost(t, cid)
+	csvc := New(c, func() did.Binding { return cid.Binding }, NewBook(), quiet, Options{})
 	defer csvc.Close()
 	require.NoError(t, c.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}))
 	_, err := csvc.Fetch(context.Background(), b.h.ID())
