@@ -87,12 +87,9 @@ func (a *app) balanceCmd() *cobra.Command {
 		Short: "Show balances (all accounts, or one DID)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			who := ""
-			if len(args) == 1 {
-				if _, err := did.Parse(args[0]); err != nil {
-					return withHint(err, "give a DID like did:icn:z…")
-				}
-				who = args[0]
+			who, err := optionalDID(args)
+			if err != nil {
+				return err
 			}
 			bs, err := call(a, cmd.Context(), controlapi.DefaultTimeout, func(c *controlapi.Client, ctx context.Context) ([]controlapi.Balance, error) {
 				return c.Balances(ctx, who, currency)
@@ -124,12 +121,9 @@ func (a *app) historyCmd() *cobra.Command {
 		Short: "List the entries written by or paying a DID (default: this node)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			who := ""
-			if len(args) == 1 {
-				if _, err := did.Parse(args[0]); err != nil {
-					return withHint(err, "give a DID like did:icn:z…")
-				}
-				who = args[0]
+			who, err := optionalDID(args)
+			if err != nil {
+				return err
 			}
 			es, err := call(a, cmd.Context(), controlapi.DefaultTimeout, func(c *controlapi.Client, ctx context.Context) ([]controlapi.Entry, error) {
 				return c.History(ctx, who)
@@ -156,6 +150,17 @@ func (a *app) historyCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// optionalDID checks the optional DID argument; "" when absent.
+func optionalDID(args []string) (string, error) {
+	if len(args) == 0 {
+		return "", nil
+	}
+	if _, err := did.Parse(args[0]); err != nil {
+		return "", withHint(err, "give a DID like did:icn:z…")
+	}
+	return args[0], nil
 }
 
 func short(d string) string {

@@ -218,9 +218,16 @@ func spawn(t testing.TB, env []string, attr *syscall.SysProcAttr, args ...string
 	t.Helper()
 	cmd := exec.Command(bins.icnd, args...)
 	cmd.Env = env
+	cmd.SysProcAttr = attr
+	return startCmd(t, cmd, fmt.Sprint(args))
+}
+
+// startCmd starts an icnd command, collecting its output; it is killed at
+// cleanup if still running, and its logs are shown if the test failed.
+func startCmd(t testing.TB, cmd *exec.Cmd, label string) *daemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = attr
 	require.NoError(t, cmd.Start())
 	d := &daemon{t: t, cmd: cmd, logs: logs, done: make(chan struct{})}
 	go func() {
@@ -235,7 +242,7 @@ func spawn(t testing.TB, env []string, attr *syscall.SysProcAttr, args ...string
 			<-d.done
 		}
 		if t.Failed() {
-			t.Logf("icnd %v logs:\n%s", args, logs)
+			t.Logf("icnd %s logs:\n%s", label, logs)
 		}
 	})
 	return d

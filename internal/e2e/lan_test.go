@@ -144,26 +144,7 @@ func spawnIn(t *testing.T, ns string, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bins.icnd}, args...)...)
 	cmd.Env = withPass(passphrase)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(t, cmd.Start())
-	d := &daemon{t: t, cmd: cmd, logs: logs, done: make(chan struct{})}
-	go func() {
-		d.err = cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("icnd in %s logs:\n%s", ns, logs)
-		}
-	})
-	return d
+	return startCmd(t, cmd, "in "+ns)
 }
 
 // startIn starts icnd in ns and waits until its control socket answers
