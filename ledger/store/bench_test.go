@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -72,16 +73,35 @@ func BenchmarkIngest(b *testing.B) {
 				s, err := Open(context.Background(), filepath.Join(b.TempDir(), "ds"), Options{})
 				require.NoError(b, err)
 				b.StartTimer()
-				for start := 0; start < len(blocks); start += 256 {
-					end := min(start+256, len(blocks))
-					res, err := s.Ingest(context.Background(), blocks[start:end], nil)
-					require.NoError(b, err)
-					for _, r := range res {
-						if r.Err != nil || r.Status != ledger.StatusAccepted {
-							b.Fatalf("%v %v %s", r.Err, r.Status, r.Reason)
+				// Two ingesters, as sync runs them: one verifies while the
+				// other applies and commits.
+				batches := make(chan [][]byte)
+				var wg sync.WaitGroup
+				for w := 0; w < 2; w++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for batch := range batches {
+							res, err := s.Ingest(context.Background(), batch, nil)
+							if err != nil {
+								panic(err)
+							}
+							for _, r := range res {
+								if r.Err != nil {
+									panic(r.Err)
+								}
+							}
 						}
-					}
+					}()
 				}
+				for start := 0; start < len(blocks); start += 256 {
+					batches <- blocks[start:min(start+256, len(blocks))]
+				}
+				close(batches)
+				wg.Wait()
+				acc := 0
+				s.Read(func(l *ledger.Ledger) { acc, _, _ = l.Counts() })
+				require.Equal(b, n, acc)
 				b.StopTimer()
 				require.NoError(b, s.Close())
 				b.StartTimer()

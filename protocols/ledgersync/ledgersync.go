@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -44,6 +45,8 @@ const (
 	ResponseTimeout = 10 * time.Minute
 	// BatchSize is how many blocks are ingested at a time.
 	BatchSize = 512
+	// ingesters run concurrently, so verification overlaps commits.
+	ingesters = 2
 	// summaryRecord is one author in a request: key, top, digest.
 	summaryRecord = ed25519.PublicKeySize + 8 + 32
 	// streamBuffer is reserved with the resource manager per stream.
@@ -164,44 +167,64 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received in
 	}
 	_ = st.CloseWrite()
 	r := bufio.NewReaderSize(st, 64<<10)
-	var batch [][]byte
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		got, err := s.led.Ingest(ctx, batch)
-		total.add(got)
-		batch = nil
-		if progress != nil {
-			progress(total.Received)
-		}
-		return err
+
+	// Two ingesters: one verifies a batch while the other applies and
+	// commits the previous one.
+	batches := make(chan [][]byte, 2)
+	var mu sync.Mutex
+	var ingestErr error
+	var wg sync.WaitGroup
+	for w := 0; w < ingesters; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				got, err := s.led.Ingest(ctx, b)
+				mu.Lock()
+				total.add(got)
+				if err != nil && ingestErr == nil {
+					ingestErr = err
+				}
+				if progress != nil {
+					progress(total.Received) // under mu: never concurrently
+				}
+				mu.Unlock()
+			}
+		}()
 	}
+	finish := func(err error) (Stats, error) {
+		close(batches)
+		wg.Wait()
+		if err == nil {
+			err = ingestErr
+		}
+		return total, err
+	}
+	var batch [][]byte
 	for n := 0; ; n++ {
 		b, err := readFrame(r, ledger.MaxEntrySize)
 		if err != nil {
 			st.Reset()
-			_ = flush()
-			return total, fmt.Errorf("read from %s after %d blocks: %w", p, n, err)
+			return finish(fmt.Errorf("read from %s after %d blocks: %w", p, n, err))
 		}
 		if b == nil {
 			break
 		}
 		if n >= MaxEntriesPerResponse {
 			st.Reset()
-			_ = flush()
-			return total, fmt.Errorf("%s sent more than %d blocks", p, MaxEntriesPerResponse)
+			return finish(fmt.Errorf("%s sent more than %d blocks", p, MaxEntriesPerResponse))
 		}
 		batch = append(batch, b)
 		if len(batch) == BatchSize {
-			if err := flush(); err != nil {
-				st.Reset()
-				return total, err
-			}
+			batches <- batch
+			batch = nil
 		}
 	}
 	st.Close()
-	return total, flush()
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	return finish(nil)
 }
 
 // writeSummary: uvarint count, then per author key(32) top(8) digest(32).
