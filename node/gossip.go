@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +79,12 @@ func (n *Node) gossipRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+controlapi.RouteGossipLeave, func(w http.ResponseWriter, r *http.Request) {
 		var req controlapi.GossipLeaveRequest
 		if !decodeBody(w, r, &req) {
+			return
+		}
+		if strings.HasPrefix(req.Topic, "ledger:") {
+			writeErr(w, &controlapi.Error{Status: http.StatusForbidden,
+				Message: fmt.Sprintf("%s carries the ledger; the node stays on it", req.Topic),
+				Hint:    "ledger topics are managed by icnd itself"})
 			return
 		}
 		if err := n.current().gossip.Leave(req.Topic); err != nil {

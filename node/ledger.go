@@ -127,6 +127,16 @@ func (n *Node) ledgerRoutes(mux *http.ServeMux) {
 		controlapi.WriteJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("POST "+controlapi.RouteLedgerVerify, n.serveVerify)
+	mux.HandleFunc("GET "+controlapi.RouteLedgerCurrencies, func(w http.ResponseWriter, r *http.Request) {
+		out := []controlapi.CurrencyInfo{}
+		n.ledger.Read(func(l *ledger.Ledger) {
+			for _, c := range l.Currencies() {
+				out = append(out, controlapi.CurrencyInfo{Symbol: c.ID.Symbol, Issuer: c.ID.Issuer.String(), Decimals: c.Def.Decimals,
+					CreditLimit: ledger.FormatAmount(c.Def.CreditLimit, c.Def.Decimals)})
+			}
+		})
+		controlapi.WriteJSON(w, http.StatusOK, out)
+	})
 }
 
 // serveVerify streams progress as JSON lines, then the report.
@@ -188,7 +198,11 @@ func (n *Node) appendEntry(ctx context.Context, fill func(l *ledger.Ledger, e *l
 	if err != nil {
 		var re *ledger.RuleError
 		if errors.Is(err, store.ErrRefused) || errors.As(err, &re) {
-			return controlapi.Entry{}, &controlapi.Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+			e := &controlapi.Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+			if strings.Contains(err.Error(), "credit limit") {
+				e.Hint = "nothing was written; pay less, receive payments first, or ask the currency's issuer for a currency with a higher limit"
+			}
+			return controlapi.Entry{}, e
 		}
 		var ce *controlapi.Error
 		if errors.As(err, &ce) {
@@ -221,19 +235,18 @@ func (n *Node) CreateCurrency(ctx context.Context, req controlapi.CurrencyReques
 	if req.Decimals > ledger.MaxDecimals {
 		return controlapi.Entry{}, badRequest(fmt.Sprintf("%d decimals is too many", req.Decimals), fmt.Sprintf("use 0 to %d", ledger.MaxDecimals))
 	}
-	var limit int64
-	if req.CreditLimit != "" && req.CreditLimit != "0" {
-		v, err := ledger.ParseAmount(req.CreditLimit, req.Decimals)
-		if err != nil {
-			return controlapi.Entry{}, badRequest("credit limit: "+err.Error(), "give the limit as a decimal in the currency's unit, e.g. --credit-limit 100")
-		}
-		limit = v
+	// A zero limit would make the currency unusable: in mutual credit every
+	// payment starts with somebody going below zero.
+	limit, err := ledger.ParseAmount(req.CreditLimit, req.Decimals)
+	if err != nil {
+		return controlapi.Entry{}, badRequest("credit limit: "+err.Error(),
+			"give how far below zero an account may go, as a positive decimal in the currency's unit, e.g. --credit-limit 100")
 	}
 	return n.appendEntry(ctx, func(l *ledger.Ledger, e *ledger.Entry) error {
 		me := e.Author
 		if _, ok := l.LookupCurrency(ledger.CurrencyID{Symbol: req.Symbol, Issuer: me}); ok {
 			return &controlapi.Error{Status: http.StatusConflict, Message: fmt.Sprintf("this node already issues a currency %q", req.Symbol),
-				Hint: "pick another symbol; `icnctl ledger balance` lists the currencies in use"}
+				Hint: "pick another symbol; `icnctl ledger currency list` lists the currencies"}
 		}
 		e.Kind = ledger.KindCurrency
 		e.Currency = &ledger.CurrencyDef{Symbol: req.Symbol, Decimals: req.Decimals, CreditLimit: limit}

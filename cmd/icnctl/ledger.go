@@ -19,7 +19,7 @@ import (
 func (a *app) ledgerCmd() *cobra.Command {
 	cmd := group("ledger", "The mutual-credit ledger: currencies, payments, balances")
 	currency := group("currency", "Currencies issued by this node's DID")
-	currency.AddCommand(a.currencyCreateCmd())
+	currency.AddCommand(a.currencyCreateCmd(), a.currencyListCmd())
 	quarantine := group("quarantine", "Entries the ledger holds aside, with the reason")
 	quarantine.AddCommand(a.quarantineListCmd())
 	cmd.AddCommand(currency, a.payCmd(), a.balanceCmd(), a.historyCmd(), a.headCmd(), a.verifyCmd(), quarantine)
@@ -48,8 +48,34 @@ func (a *app) currencyCreateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().Uint8Var(&decimals, "decimals", 2, "decimal places of the currency (0-18)")
-	cmd.Flags().StringVar(&limit, "credit-limit", "0", "how far below zero any account may go, in the currency's unit (e.g. 100 or 100.00)")
+	cmd.Flags().StringVar(&limit, "credit-limit", "100", "how far below zero any account may go, in the currency's unit (e.g. 100 or 100.00); must be positive")
 	return cmd
+}
+
+func (a *app) currencyListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the currencies defined in the ledger",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cs, err := call(a, cmd.Context(), controlapi.DefaultTimeout, (*controlapi.Client).Currencies)
+			if err != nil {
+				return err
+			}
+			return a.output(cs, func(w io.Writer) {
+				if len(cs) == 0 {
+					fmt.Fprintln(w, "no currencies yet; define one with `icnctl ledger currency create SYMBOL`")
+					return
+				}
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SYMBOL\tDECIMALS\tCREDIT LIMIT\tISSUER")
+				for _, c := range cs {
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", c.Symbol, c.Decimals, c.CreditLimit, c.Issuer)
+				}
+				tw.Flush()
+			})
+		},
+	}
 }
 
 func (a *app) payCmd() *cobra.Command {

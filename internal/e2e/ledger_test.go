@@ -54,10 +54,15 @@ func TestLedgerCommands(t *testing.T) {
 		{[]string{"ledger", "pay", me.DID, "1", "hours"}, "yourself"},
 		{[]string{"ledger", "currency", "create", "Hours!"}, "not valid"},
 		{[]string{"ledger", "currency", "create", "hours"}, "already issues"},
+		{[]string{"ledger", "currency", "create", "gold", "--credit-limit", "0"}, "zero"},
+		{[]string{"gossip", "leave", "ledger:hours"}, "carries the ledger"},
 	} {
 		r := fail(t, dir, c.args...)
 		require.Contains(t, r.stderr, c.want, "%v", c.args)
 	}
+
+	cs := decode[[]controlapi.CurrencyInfo](t, ok(t, dir, "ledger", "currency", "list", "--json"))
+	require.Equal(t, []controlapi.CurrencyInfo{{Symbol: "hours", Issuer: me.DID, Decimals: 2, CreditLimit: "100.00"}}, cs)
 
 	head := decode[controlapi.Head](t, ok(t, dir, "ledger", "head", "--json"))
 	require.Equal(t, 2, head.Entries)

@@ -12,6 +12,7 @@ import (
 // Ledger routes.
 const (
 	RouteLedgerCurrency   = "/v0/ledger/currency"
+	RouteLedgerCurrencies = "/v0/ledger/currencies"
 	RouteLedgerPay        = "/v0/ledger/pay"
 	RouteLedgerBalance    = "/v0/ledger/balance"
 	RouteLedgerHistory    = "/v0/ledger/history"
@@ -123,6 +124,12 @@ type Quarantined struct {
 func (c *Client) CreateCurrency(ctx context.Context, req CurrencyRequest) (Entry, error) {
 	var e Entry
 	return e, c.do(ctx, http.MethodPost, RouteLedgerCurrency, req, &e)
+}
+
+// Currencies lists the defined currencies.
+func (c *Client) Currencies(ctx context.Context) ([]CurrencyInfo, error) {
+	var cs []CurrencyInfo
+	return cs, c.do(ctx, http.MethodGet, RouteLedgerCurrencies, nil, &cs)
 }
 
 // Pay makes a payment from the node's DID.
