@@ -153,7 +153,7 @@ func WaitPeer(t testing.TB, a, b *Node) {
 			}
 		}
 		return false
-	}, 10*time.Second, 20*time.Millisecond, "node %s never listed %s with DID %s", a.Status().PeerID, want.PeerID, want.DID)
+	}, 30*time.Second, 20*time.Millisecond, "node %s never listed %s with DID %s", a.Status().PeerID, want.PeerID, want.DID)
 }
 
 // testWriter sends log lines to t.Log so they show only for failing tests.

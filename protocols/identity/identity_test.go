@@ -139,11 +139,23 @@ func TestSupersededBindingIsRejected(t *testing.T) {
 	a.book.Put(current.Binding) // a knows the newest binding
 	s := startNode(t, &stale, nil)
 	connect(t, a, s)
-	_, err := a.svc.Fetch(context.Background(), s.h.ID())
-	require.ErrorContains(t, err, "superseded")
+	// a's connection watcher refuses the stale key and hangs up.
 	require.Eventually(t, func() bool {
 		return a.h.Network().Connectedness(s.h.ID()) != network.Connected
 	}, 10*time.Second, 10*time.Millisecond)
+	_, ok := a.book.ByPeer(s.h.ID())
+	require.False(t, ok)
+
+	// Fetch itself says why (c runs no watcher that could hang up first).
+	cid := newIdentity(t)
+	c := newHost(t, cid)
+	book := NewBook()
+	book.Put(current.Binding)
+	csvc := New(c, func() did.Binding { return cid.Binding }, book, quiet, Options{})
+	defer csvc.Close()
+	require.NoError(t, c.Connect(context.Background(), peer.AddrInfo{ID: s.h.ID(), Addrs: s.h.Addrs()}))
+	_, err := csvc.Fetch(context.Background(), s.h.ID())
+	require.ErrorContains(t, err, "superseded")
 }
 
 func TestFrameLimit(t *testing.T) {
