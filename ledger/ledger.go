@@ -764,14 +764,25 @@ func (l *Ledger) Summary() map[did.DID]AuthorSummary {
 // MissingFrom returns the blocks a ledger with the given summary lacks,
 // author by author in seq order, at most limit of them (0 means no limit).
 // An author whose digest differs at an equal or higher top is sent whole, so
-// equivocations spread.
+// equivocations spread. It needs the blocks in memory: a store that keeps
+// them on disk uses MissingCIDs and reads them itself.
 func (l *Ledger) MissingFrom(remote map[did.DID]AuthorSummary, limit int) [][]byte {
+	cids := l.MissingCIDs(remote, limit)
+	out := make([][]byte, 0, len(cids))
+	for _, c := range cids {
+		out = append(out, l.nodes[c].v.Block)
+	}
+	return out
+}
+
+// MissingCIDs is MissingFrom's list of CIDs.
+func (l *Ledger) MissingCIDs(remote map[did.DID]AuthorSummary, limit int) []cid.Cid {
 	authors := make([]did.DID, 0, len(l.authors))
 	for d := range l.authors {
 		authors = append(authors, d)
 	}
 	sort.Slice(authors, func(i, j int) bool { return authors[i].String() < authors[j].String() })
-	var out [][]byte
+	var out []cid.Cid
 	for _, d := range authors {
 		mine := l.authors[d]
 		theirs, known := remote[d]
@@ -787,7 +798,7 @@ func (l *Ledger) MissingFrom(remote map[did.DID]AuthorSummary, limit int) [][]by
 			if limit > 0 && len(out) == limit {
 				return out
 			}
-			out = append(out, v.Block)
+			out = append(out, v.CID)
 		}
 	}
 	return out

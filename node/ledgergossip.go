@@ -138,10 +138,15 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 			if v == nil {
 				continue
 			}
+			block, err := lg.store.Block(ctx, c)
+			if err != nil {
+				lg.log.Warn("cannot read an entry to push it", "cid", c, "err", err)
+				continue
+			}
 			for _, sym := range entrySymbols(v.Entry) {
 				subscribe(LedgerTopic(sym))
 				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := lg.g.Publish(pctx, LedgerTopic(sym), LedgerEntryType, v.Block)
+				_, err := lg.g.Publish(pctx, LedgerTopic(sym), LedgerEntryType, block)
 				cancel()
 				if err != nil && ctx.Err() == nil {
 					lg.log.Info("could not push a ledger entry; peers will sync it", "cid", c, "err", err)

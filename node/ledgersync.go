@@ -68,10 +68,8 @@ func (a storeLedger) Summary() map[did.DID]ledger.AuthorSummary {
 	return out
 }
 
-func (a storeLedger) MissingFrom(r map[did.DID]ledger.AuthorSummary, limit int) [][]byte {
-	var out [][]byte
-	a.s.Read(func(l *ledger.Ledger) { out = l.MissingFrom(r, limit) })
-	return out
+func (a storeLedger) MissingFrom(ctx context.Context, r map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error) {
+	return a.s.MissingFrom(ctx, r, limit)
 }
 
 func (a storeLedger) Ingest(ctx context.Context, blocks [][]byte) (ledgersync.Stats, error) {

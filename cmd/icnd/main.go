@@ -150,9 +150,6 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// scrypt needed 256 MiB to unlock the keystore; hand it back to the OS
-	// now rather than whenever the collector next runs.
-	debug.FreeOSMemory()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -160,6 +157,10 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Unlocking (scrypt: 256 MiB) and replaying the ledger leave garbage
+	// far larger than what the node keeps; hand it back to the OS now
+	// rather than whenever the collector next runs.
+	debug.FreeOSMemory()
 	errc := make(chan error, 1)
 	go func() { errc <- n.Run(ctx) }()
 	select {

@@ -21,6 +21,7 @@ import (
 	dsq "github.com/ipfs/go-datastore/query"
 	badger4 "github.com/ipfs/go-ds-badger4"
 
+	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/ledger"
 )
 
@@ -110,7 +111,8 @@ func (s *Store) load(ctx context.Context) error {
 		if got := ledger.BlockCID(block); !got.Equals(c) {
 			return fmt.Errorf("ledger block %s is corrupt: its bytes hash to %s", c, got)
 		}
-		s.led.Add(&ledger.Verified{Entry: e, CID: c, Block: block})
+		e.Signature = nil // checked before it was stored; the block keeps it
+		s.led.Add(&ledger.Verified{Entry: e, CID: c})
 		s.next++
 	}
 	return nil
@@ -154,7 +156,38 @@ func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]
 	if err := s.persist(ctx, fresh); err != nil {
 		return results, err
 	}
+	release(fresh)
 	return results, nil
+}
+
+// release drops what the ledger no longer needs in memory once a block is
+// on disk: the block bytes (read back with Block) and the signature.
+func release(vs []*ledger.Verified) {
+	for _, v := range vs {
+		v.Block = nil
+		v.Entry.Signature = nil
+	}
+}
+
+// Block reads a stored block.
+func (s *Store) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return s.ds.Get(ctx, blockKey(c))
+}
+
+// MissingFrom returns the stored blocks a peer with the given summary lacks
+// (see ledger.Ledger.MissingCIDs), read from disk.
+func (s *Store) MissingFrom(ctx context.Context, remote map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error) {
+	var cids []cid.Cid
+	s.Read(func(l *ledger.Ledger) { cids = l.MissingCIDs(remote, limit) })
+	out := make([][]byte, 0, len(cids))
+	for _, c := range cids {
+		b, err := s.Block(ctx, c)
+		if err != nil {
+			return out, fmt.Errorf("read block %s: %w", c, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Verified, results []Result) {
@@ -259,6 +292,7 @@ func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte
 	if err := s.persist(ctx, []*ledger.Verified{v}); err != nil {
 		return Result{CID: v.CID}, err
 	}
+	release([]*ledger.Verified{v})
 	return Result{CID: v.CID, Status: out.Status, Reason: out.Reason}, nil
 }
 

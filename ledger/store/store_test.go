@@ -80,12 +80,19 @@ func TestAppendIngestReopen(t *testing.T) {
 	})
 
 	// bob, on another store, ingests alice's blocks in reverse order.
+	// (Blocks live on disk once stored: the ledger in memory drops them.)
 	var blocks [][]byte
 	s.Read(func(l *ledger.Ledger) {
 		for _, v := range l.AuthorEntries(alice.id, 0) {
-			blocks = append([][]byte{v.Block}, blocks...)
+			require.Nil(t, v.Block)
+			b, err := s.Block(ctx, v.CID)
+			require.NoError(t, err)
+			blocks = append([][]byte{b}, blocks...)
 		}
 	})
+	missing, err := s.MissingFrom(ctx, nil, 0)
+	require.NoError(t, err)
+	require.Len(t, missing, len(blocks))
 	other := openStore(t, filepath.Join(t.TempDir(), "ds2"))
 	res, err := other.Ingest(ctx, blocks, nil)
 	require.NoError(t, err)

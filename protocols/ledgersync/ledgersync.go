@@ -58,7 +58,7 @@ type Ledger interface {
 	// Summary is the local summary per author.
 	Summary() map[did.DID]ledger.AuthorSummary
 	// MissingFrom returns the blocks a peer with this summary lacks.
-	MissingFrom(remote map[did.DID]ledger.AuthorSummary, limit int) [][]byte
+	MissingFrom(ctx context.Context, remote map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error)
 	// Ingest verifies and stores blocks received from a peer.
 	Ingest(ctx context.Context, blocks [][]byte) (Stats, error)
 }
@@ -119,7 +119,12 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	_ = st.SetWriteDeadline(time.Now().Add(ResponseTimeout))
-	blocks := s.led.MissingFrom(remote, MaxEntriesPerResponse)
+	blocks, err := s.led.MissingFrom(context.Background(), remote, MaxEntriesPerResponse)
+	if err != nil {
+		s.log.Warn("ledgersync: cannot read the blocks a peer lacks", "peer", st.Conn().RemotePeer(), "err", err)
+		st.Reset()
+		return
+	}
 	w := bufio.NewWriterSize(st, 64<<10)
 	for _, b := range blocks {
 		if err := writeFrame(w, b); err != nil {

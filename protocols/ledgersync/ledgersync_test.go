@@ -36,10 +36,10 @@ func (m *memLedger) Summary() map[did.DID]ledger.AuthorSummary {
 	return m.l.Summary()
 }
 
-func (m *memLedger) MissingFrom(r map[did.DID]ledger.AuthorSummary, limit int) [][]byte {
+func (m *memLedger) MissingFrom(_ context.Context, r map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.l.MissingFrom(r, limit)
+	return m.l.MissingFrom(r, limit), nil
 }
 
 func (m *memLedger) Ingest(_ context.Context, blocks [][]byte) (Stats, error) {
