@@ -212,9 +212,12 @@ func (d *DHT) bootstrap(ctx context.Context, trigger string) BootstrapResult {
 	var mu sync.Mutex
 	for _, ai := range cands {
 		if d.h.Network().Connectedness(ai.ID) == network.Connected {
+			// kad-dht may have dialled it first (BootstrapPeersFunc): it
+			// still came from our list.
 			mu.Lock()
 			res.Connected++
 			mu.Unlock()
+			d.discovered(ai.ID, "bootstrap")
 			continue
 		}
 		res.Attempted++
