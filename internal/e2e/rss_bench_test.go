@@ -3,8 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,44 +13,21 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/intercooperative/icn/did"
-	"github.com/intercooperative/icn/ledger"
+	"github.com/intercooperative/icn/internal/ledgertest"
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/controlapi"
 )
 
-// fillLedger writes n valid entries by 16 authors into dataDir's datastore.
+// fillLedger writes n valid entries by 16 members into dataDir's datastore.
 func fillLedger(b *testing.B, dataDir string, n int) {
 	b.Helper()
 	s, err := store.Open(context.Background(), filepath.Join(dataDir, node.DatastoreDir), store.Options{NoSync: true})
 	require.NoError(b, err)
 	defer s.Close()
-	type author struct {
-		id  did.DID
-		key ed25519.PrivateKey
-	}
-	var as []author
-	for i := 0; i < 16; i++ {
-		pub, key, err := ed25519.GenerateKey(rand.Reader)
-		require.NoError(b, err)
-		id, err := did.FromPublicKey(pub)
-		require.NoError(b, err)
-		as = append(as, author{id, key})
-	}
-	cur := ledger.CurrencyID{Symbol: "hours", Issuer: as[0].id}
-	for i := 0; i < n; i++ {
-		a := as[i%len(as)]
-		_, err := s.Append(context.Background(), func(l *ledger.Ledger) ([]byte, error) {
-			seq, prev, parents := l.Next(a.id)
-			e := &ledger.Entry{Author: a.id, Seq: seq, Prev: prev, Parents: parents, Timestamp: int64(i), Kind: ledger.KindTransfer,
-				Postings: []ledger.Posting{{Account: a.id, Currency: cur, Amount: -1}, {Account: as[(i+1)%len(as)].id, Currency: cur, Amount: 1}}}
-			if i == 0 {
-				e.Kind, e.Postings, e.Currency = ledger.KindCurrency, nil, &ledger.CurrencyDef{Symbol: "hours", CreditLimit: 1 << 40}
-			}
-			blk, _, err := ledger.Sign(e, a.key)
-			return blk, err
-		})
+	blocks := ledgertest.History(b, 16, n)
+	for i := 0; i < len(blocks); i += 1024 {
+		_, err := s.Ingest(context.Background(), blocks[i:min(i+1024, len(blocks))], nil)
 		require.NoError(b, err)
 	}
 }

@@ -10,35 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intercooperative/icn/internal/ledgertest"
 	"github.com/intercooperative/icn/ledger"
 )
-
-// history builds n valid signed blocks: authors define a currency and pay
-// each other in a ring, each entry referencing the heads it knows.
-func history(tb testing.TB, authors, n int) [][]byte {
-	tb.Helper()
-	as := make([]author, authors)
-	for i := range as {
-		as[i] = newAuthor(tb)
-	}
-	cur := ledger.CurrencyID{Symbol: "hours", Issuer: as[0].id}
-	l := ledger.New()
-	var blocks [][]byte
-	add := func(b []byte, err error) {
-		require.NoError(tb, err)
-		v, err := ledger.Verify(b, ledger.BlockCID(b))
-		require.NoError(tb, err)
-		out := l.Add(v)
-		require.Equal(tb, ledger.StatusAccepted, out.Status, out.Reason)
-		blocks = append(blocks, b)
-	}
-	add(as[0].next(l, ledger.KindCurrency, &ledger.CurrencyDef{Symbol: "hours", CreditLimit: 1 << 40}, nil))
-	for i := 1; i < n; i++ {
-		from, to := as[i%authors], as[(i+1)%authors]
-		add(from.next(l, ledger.KindTransfer, nil, pay(from.id, to.id, cur, int64(1+i%7))))
-	}
-	return blocks
-}
 
 // BenchmarkVerifyCeiling is the baseline: raw Ed25519 verifications per
 // second on all cores.
@@ -66,7 +40,7 @@ func BenchmarkIngest(b *testing.B) {
 			if testing.Short() && n > 10_000 {
 				b.Skip("short")
 			}
-			blocks := history(b, 16, n)
+			blocks := ledgertest.History(b, 16, n)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()

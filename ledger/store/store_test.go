@@ -2,42 +2,25 @@ package store
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/internal/ledgertest"
 	"github.com/intercooperative/icn/ledger"
 )
 
-type author struct {
-	id  did.DID
-	key ed25519.PrivateKey
-}
+// author is a test member.
+type author struct{ ledgertest.Member }
 
-func newAuthor(t testing.TB) author {
-	t.Helper()
-	pub, key, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	id, err := did.FromPublicKey(pub)
-	require.NoError(t, err)
-	return author{id, key}
-}
+func newAuthor(t testing.TB) author { return author{ledgertest.NewMember(t)} }
 
-// next signs the author's next entry on l.
 func (a author) next(l *ledger.Ledger, kind ledger.Kind, def *ledger.CurrencyDef, postings []ledger.Posting) ([]byte, error) {
-	seq, prev, parents := l.Next(a.id)
-	e := &ledger.Entry{Author: a.id, Seq: seq, Prev: prev, Parents: parents, Kind: kind, Currency: def, Postings: postings}
-	b, _, err := ledger.Sign(e, a.key)
-	return b, err
+	return a.Next(l, kind, def, postings)
 }
 
-func pay(from, to did.DID, cur ledger.CurrencyID, n int64) []ledger.Posting {
-	return []ledger.Posting{{Account: from, Currency: cur, Amount: -n}, {Account: to, Currency: cur, Amount: n}}
-}
+var pay = ledgertest.Pay
 
 func openStore(t testing.TB, dir string) *Store {
 	t.Helper()
@@ -50,7 +33,7 @@ func TestAppendIngestReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "datastore")
 	alice, bob := newAuthor(t), newAuthor(t)
-	cur := ledger.CurrencyID{Symbol: "hours", Issuer: alice.id}
+	cur := ledger.CurrencyID{Symbol: "hours", Issuer: alice.DID}
 	s := openStore(t, dir)
 	_, err := s.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
 		return alice.next(l, ledger.KindCurrency, &ledger.CurrencyDef{Symbol: "hours", Decimals: 2, CreditLimit: 500}, nil)
@@ -58,22 +41,22 @@ func TestAppendIngestReopen(t *testing.T) {
 	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
 		r, err := s.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
-			return alice.next(l, ledger.KindTransfer, nil, pay(alice.id, bob.id, cur, 100))
+			return alice.next(l, ledger.KindTransfer, nil, pay(alice.DID, bob.DID, cur, 100))
 		})
 		require.NoError(t, err)
 		require.Equal(t, ledger.StatusAccepted, r.Status)
 	}
 	// The sixth would take alice to -600, below -500: refused, not stored.
 	r, err := s.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
-		return alice.next(l, ledger.KindTransfer, nil, pay(alice.id, bob.id, cur, 100))
+		return alice.next(l, ledger.KindTransfer, nil, pay(alice.DID, bob.DID, cur, 100))
 	})
 	require.ErrorIs(t, err, ErrRefused)
 	require.Contains(t, err.Error(), "over the credit limit")
 	require.Equal(t, uint64(6), s.Count())
 	var hash [32]byte
 	s.Read(func(l *ledger.Ledger) {
-		require.Equal(t, int64(-500), l.Balance(alice.id, cur))
-		require.Equal(t, int64(500), l.Balance(bob.id, cur))
+		require.Equal(t, int64(-500), l.Balance(alice.DID, cur))
+		require.Equal(t, int64(500), l.Balance(bob.DID, cur))
 		st, _ := l.Status(r.CID)
 		require.Equal(t, ledger.StatusUnknown, st)
 		hash = l.StateHash()
@@ -83,7 +66,7 @@ func TestAppendIngestReopen(t *testing.T) {
 	// (Blocks live on disk once stored: the ledger in memory drops them.)
 	var blocks [][]byte
 	s.Read(func(l *ledger.Ledger) {
-		for _, v := range l.AuthorEntries(alice.id, 0) {
+		for _, v := range l.AuthorEntries(alice.DID, 0) {
 			require.Nil(t, v.Block)
 			b, err := s.Block(ctx, v.CID)
 			require.NoError(t, err)

@@ -3,8 +3,6 @@ package ledgersync
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/internal/ledgertest"
 	"github.com/intercooperative/icn/ledger"
 )
 
@@ -72,34 +71,12 @@ func connect(t *testing.T, a, b host.Host) {
 	require.NoError(t, a.Connect(context.Background(), peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}))
 }
 
-// history makes n accepted entries by a few authors paying in a ring.
+// history is a ledger holding n accepted entries.
 func history(t *testing.T, n int) *ledger.Ledger {
 	t.Helper()
-	type author struct {
-		id  did.DID
-		key ed25519.PrivateKey
-	}
-	var as []author
-	for i := 0; i < 4; i++ {
-		pub, key, err := ed25519.GenerateKey(rand.Reader)
-		require.NoError(t, err)
-		id, err := did.FromPublicKey(pub)
-		require.NoError(t, err)
-		as = append(as, author{id, key})
-	}
 	l := ledger.New()
-	cur := ledger.CurrencyID{Symbol: "hours", Issuer: as[0].id}
-	for i := 0; i < n; i++ {
-		a := as[i%len(as)]
-		seq, prev, parents := l.Next(a.id)
-		e := &ledger.Entry{Author: a.id, Seq: seq, Prev: prev, Parents: parents, Kind: ledger.KindTransfer,
-			Postings: []ledger.Posting{{Account: a.id, Currency: cur, Amount: -1}, {Account: as[(i+1)%len(as)].id, Currency: cur, Amount: 1}}}
-		if i == 0 {
-			e.Kind, e.Postings, e.Currency = ledger.KindCurrency, nil, &ledger.CurrencyDef{Symbol: "hours", CreditLimit: 1 << 40}
-		}
-		b, c, err := ledger.Sign(e, a.key)
-		require.NoError(t, err)
-		v, err := ledger.Verify(b, c)
+	for _, b := range ledgertest.History(t, 4, n) {
+		v, err := ledger.Verify(b, cid.Undef)
 		require.NoError(t, err)
 		require.Equal(t, ledger.StatusAccepted, l.Add(v).Status)
 	}
