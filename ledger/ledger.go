@@ -73,6 +73,7 @@ type Ledger struct {
 	currencies map[CurrencyID]currencyState
 	heads      map[cid.Cid]bool
 	accepted   int
+	transfers  int // accepted transfer entries
 	// hash caches StateHash until the accepted set changes.
 	hash      [32]byte
 	hashValid bool
@@ -257,7 +258,7 @@ func (l *Ledger) recompute() []Decision {
 	l.credits = map[acctCur]map[uint32]*prefix{}
 	l.currencies = map[CurrencyID]currencyState{}
 	l.heads = map[cid.Cid]bool{}
-	l.accepted = 0
+	l.accepted, l.transfers = 0, 0
 	l.hashValid = false
 	for _, a := range l.authors {
 		a.accepted = map[uint64]cid.Cid{}
@@ -404,6 +405,7 @@ func (l *Ledger) accept(a *authorState, n *node) {
 		id := CurrencyID{Symbol: e.Currency.Symbol, Issuer: e.Author}
 		l.currencies[id] = currencyState{def: *e.Currency, seq: e.Seq, cid: n.v.CID}
 	case KindTransfer:
+		l.transfers++
 		for _, p := range e.Postings {
 			k := acctCur{p.Account, p.Currency}
 			l.balances[k] += p.Amount
@@ -701,11 +703,7 @@ func (l *Ledger) Stats() Stats {
 		}
 	}
 	st.Accounts = len(accts)
-	for _, n := range l.nodes {
-		if n.status == StatusAccepted && n.v.Entry.Kind == KindTransfer {
-			st.Transfers++
-		}
-	}
+	st.Transfers = l.transfers
 	return st
 }
 

@@ -209,3 +209,16 @@ func TestMissingFromSpreadsEquivocations(t *testing.T) {
 	_, q, _ := x.Counts()
 	require.Positive(t, q)
 }
+
+func TestStatsCountTransfers(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	sc := genScenario(t, r, 4, 80)
+	l := replay(sc.entries, identity(len(sc.entries)))
+	want := 0
+	for _, v := range sc.entries {
+		if st, _ := l.Status(v.CID); st == StatusAccepted && v.Entry.Kind == KindTransfer {
+			want++
+		}
+	}
+	require.Equal(t, want, l.Stats().Transfers)
+}
