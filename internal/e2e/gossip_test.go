@@ -43,14 +43,7 @@ func startSubscriber(t *testing.T, dataDir string, args ...string) *subscriber {
 		s.err = cmd.Wait()
 		close(s.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-	})
+	t.Cleanup(func() { killUnlessDone(cmd, s.done) })
 	require.Eventually(t, func() bool { return strings.Contains(s.stderr.String(), "subscribed to") },
 		15*time.Second, 20*time.Millisecond, "icnctl never subscribed: %s", s.stderr)
 	return s

@@ -235,12 +235,7 @@ func startCmd(t testing.TB, cmd *exec.Cmd, label string) *daemon {
 		close(d.done)
 	}()
 	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-d.done
-		}
+		killUnlessDone(cmd, d.done)
 		if t.Failed() {
 			t.Logf("icnd %s logs:\n%s", label, logs)
 		}
@@ -286,4 +281,15 @@ func (d *daemon) get(path string) (int, string) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(d.t, err)
 	return resp.StatusCode, string(b)
+}
+
+// killUnlessDone kills a process that has not exited yet (done closes when
+// it has) and waits for it to go.
+func killUnlessDone(cmd *exec.Cmd, done <-chan struct{}) {
+	select {
+	case <-done:
+	default:
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
