@@ -57,21 +57,39 @@ func (s Status) String() string {
 // long as no equivocation changes a winner; when one does, the whole state
 // is recomputed in causal order (rare, and only caused by a misbehaving
 // author).
+//
+// Memory. A complete entry is kept as a fixed-size record (its digest,
+// author, seq and status, and offsets into shared pools of parent indexes and
+// postings), not as a decoded Entry: the block itself stays with whoever
+// stores it. DIDs and currencies are interned. Vector clocks are stored as
+// differences from one parent's clock (see vclock.go).
 
 // Ledger is the in-memory ledger state. It is not safe for concurrent use.
 type Ledger struct {
-	nodes    map[cid.Cid]*node
-	pending  map[cid.Cid]*Verified
-	waiting  map[cid.Cid][]cid.Cid // missing CID -> pending entries waiting for it
-	authors  map[did.DID]*authorState
-	authorIx []did.DID // author index -> DID, for vector clocks
+	recs    []rec
+	byKey   keyIndex
+	parents []uint32 // pool: every record's parents other than prev
+	posts   []post   // pool: every record's postings
+	defs    map[uint32]CurrencyDef
+	reasons map[uint32]string // quarantined record -> why
+	clocks  clocks
+
+	pending map[key]*Verified
+	waiting map[key][]key // missing -> pending entries waiting for it
+
+	ids   []did.DID // interned authors and accounts
+	idIx  map[did.DID]uint32
+	curs  []CurrencyID // interned currency names
+	curIx map[CurrencyID]uint32
+
+	authors  map[uint32]*authorState
 	balances map[acctCur]int64
-	// credits[account, currency][author index] are prefix sums, in seq
-	// order, of the amounts that author's accepted entries post to the
-	// account: the causal-past balance of an account is a sum of lookups.
+	// credits[account, currency][author] are prefix sums, in seq order, of
+	// the amounts that author's accepted entries post to the account: the
+	// causal-past balance of an account is a sum of lookups.
 	credits    map[acctCur]map[uint32]*prefix
-	currencies map[CurrencyID]currencyState
-	heads      map[cid.Cid]bool
+	currencies map[uint32]currencyState
+	heads      map[uint32]struct{}
 	accepted   int
 	transfers  int // accepted transfer entries
 	// hash caches StateHash until the accepted set changes.
@@ -79,46 +97,126 @@ type Ledger struct {
 	hashValid bool
 }
 
-type acctCur struct {
-	acct did.DID
-	cur  CurrencyID
+// noIx marks an absent record, DID or currency index.
+const noIx = ^uint32(0)
+
+// rec is one complete entry.
+type rec struct {
+	key    key
+	seq    uint64
+	author uint32
+	prev   uint32 // record index, or noIx for seq 1
+	par    uint32 // offset of its parents in Ledger.parents
+	post   uint32 // offset of its postings in Ledger.posts
+	clock  clockRef
+	npar   uint8
+	npost  uint8
+	kind   Kind
+	status Status
+	flags  uint8
 }
 
-type node struct {
-	v        *Verified
-	status   Status
-	reason   string
-	loser    bool
-	tainted  bool   // its prev chain runs through a loser
-	vc       vclock // its causal past, including itself
-	children []cid.Cid
+const (
+	flagLoser   = 1 << iota // a twin (same author and seq) has a smaller CID
+	flagTainted             // its prev chain runs through a loser
+)
+
+// post is a posting with interned account and currency.
+type post struct {
+	acct, cur uint32
+	amount    int64
 }
+
+type acctCur struct{ acct, cur uint32 }
 
 type authorState struct {
-	ix       uint32
-	top      uint64               // highest seq of a complete entry
-	digest   [32]byte             // XOR of sha256(CID) over its complete entries
-	groups   map[uint64][]cid.Cid // seq -> complete entries with that seq
-	accepted map[uint64]cid.Cid   // seq -> the accepted entry
+	top    uint64   // highest seq of a complete entry
+	digest [32]byte // XOR of sha256(CID) over its complete entries
+	// chain[s-1] is the complete entry with seq s and the smallest CID
+	// (noIx if none); far holds the same for seqs far beyond the chain,
+	// which only entries with a broken prev link can have.
+	chain []uint32
+	far   map[uint64]uint32
+	twins map[uint64][]uint32 // seq -> the other complete entries with it
+}
+
+// farGap is how far past its chain an author's seq may jump and still be
+// kept in the chain slice.
+const farGap = 1024
+
+// first returns the complete entry with seq s and the smallest CID.
+func (a *authorState) first(s uint64) (uint32, bool) {
+	if s >= 1 && s <= uint64(len(a.chain)) {
+		i := a.chain[s-1]
+		return i, i != noIx
+	}
+	i, ok := a.far[s]
+	return i, ok
+}
+
+func (a *authorState) setFirst(s uint64, i uint32) {
+	if s >= 1 && s <= uint64(len(a.chain))+farGap {
+		for uint64(len(a.chain)) < s {
+			a.chain = append(a.chain, noIx)
+		}
+		a.chain[s-1] = i
+		return
+	}
+	if a.far == nil {
+		a.far = map[uint64]uint32{}
+	}
+	a.far[s] = i
+}
+
+// seqs lists the seqs of its complete entries above after, ascending.
+func (a *authorState) seqs(after uint64) []uint64 {
+	var out []uint64
+	for j, i := range a.chain {
+		if s := uint64(j) + 1; s > after && i != noIx {
+			out = append(out, s)
+		}
+	}
+	var far []uint64
+	for s := range a.far {
+		if s > after {
+			far = append(far, s)
+		}
+	}
+	slices.Sort(far)
+	return append(out, far...)
+}
+
+// group returns the complete entries with seq s, the smallest CID first.
+func (a *authorState) group(s uint64) []uint32 {
+	first, ok := a.first(s)
+	if !ok {
+		return nil
+	}
+	return append([]uint32{first}, a.twins[s]...)
 }
 
 type currencyState struct {
-	def CurrencyDef
-	seq uint64 // the issuer's seq of the defining entry
-	cid cid.Cid
+	def   CurrencyDef
+	seq   uint64 // the issuer's seq of the defining entry
+	entry uint32
 }
 
 // New returns an empty ledger.
 func New() *Ledger {
 	return &Ledger{
-		nodes:      map[cid.Cid]*node{},
-		pending:    map[cid.Cid]*Verified{},
-		waiting:    map[cid.Cid][]cid.Cid{},
-		authors:    map[did.DID]*authorState{},
+		byKey:      newKeyIndex(),
+		defs:       map[uint32]CurrencyDef{},
+		reasons:    map[uint32]string{},
+		clocks:     newClocks(clockCacheBudget, maxClockDepth),
+		pending:    map[key]*Verified{},
+		waiting:    map[key][]key{},
+		idIx:       map[did.DID]uint32{},
+		curIx:      map[CurrencyID]uint32{},
+		authors:    map[uint32]*authorState{},
 		balances:   map[acctCur]int64{},
 		credits:    map[acctCur]map[uint32]*prefix{},
-		currencies: map[CurrencyID]currencyState{},
-		heads:      map[cid.Cid]bool{},
+		currencies: map[uint32]currencyState{},
+		heads:      map[uint32]struct{}{},
 	}
 }
 
@@ -144,18 +242,21 @@ type Outcome struct {
 	Decisions []Decision
 }
 
-// Add inserts a verified entry and evaluates everything it completes.
+// Add inserts a verified entry and evaluates everything it completes. The
+// ledger keeps what it needs of v, not v itself.
 func (l *Ledger) Add(v *Verified) Outcome {
-	if n, ok := l.nodes[v.CID]; ok {
-		return Outcome{Status: n.status, Reason: n.reason, Duplicate: true}
+	k, _ := keyOf(v.CID)
+	if i, ok := l.byKey.find(l.recs, &k); ok {
+		return Outcome{Status: l.recs[i].status, Reason: l.reasons[i], Duplicate: true}
 	}
-	if _, ok := l.pending[v.CID]; ok {
+	if _, ok := l.pending[k]; ok {
 		return Outcome{Status: StatusPending, Duplicate: true, Missing: l.missingOf(v.Entry)}
 	}
 	if missing := l.missingOf(v.Entry); len(missing) > 0 {
-		l.pending[v.CID] = v
+		l.pending[k] = v
 		for _, m := range missing {
-			l.waiting[m] = append(l.waiting[m], v.CID)
+			mk, _ := keyOf(m)
+			l.waiting[mk] = append(l.waiting[mk], k)
 		}
 		return Outcome{Status: StatusPending, Missing: missing}
 	}
@@ -164,8 +265,9 @@ func (l *Ledger) Add(v *Verified) Outcome {
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		out.Decisions = append(out.Decisions, l.insert(cur)...)
-		for _, w := range l.waiting[cur.CID] {
+		ck, _ := keyOf(cur.CID)
+		out.Decisions = append(out.Decisions, l.insert(ck, cur)...)
+		for _, w := range l.waiting[ck] {
 			pv, ok := l.pending[w]
 			if !ok || len(l.missingOf(pv.Entry)) > 0 {
 				continue
@@ -173,17 +275,19 @@ func (l *Ledger) Add(v *Verified) Outcome {
 			delete(l.pending, w)
 			queue = append(queue, pv)
 		}
-		delete(l.waiting, cur.CID)
+		delete(l.waiting, ck)
 	}
-	n := l.nodes[v.CID]
-	out.Status, out.Reason = n.status, n.reason
+	i, _ := l.byKey.find(l.recs, &k)
+	out.Status, out.Reason = l.recs[i].status, l.reasons[i]
 	return out
 }
 
+// missingOf lists the parents of e that are not complete entries. A parent
+// that is not a CIDv1/cbor/sha2-256 can never be one, and stays missing.
 func (l *Ledger) missingOf(e *Entry) []cid.Cid {
 	var missing []cid.Cid
 	check := func(c cid.Cid) {
-		if _, ok := l.nodes[c]; !ok {
+		if _, ok := l.index(c); !ok {
 			missing = append(missing, c)
 		}
 	}
@@ -196,188 +300,331 @@ func (l *Ledger) missingOf(e *Entry) []cid.Cid {
 	return missing
 }
 
-func (l *Ledger) author(d did.DID) *authorState {
-	a, ok := l.authors[d]
+// index returns the record index of a complete entry.
+func (l *Ledger) index(c cid.Cid) (uint32, bool) {
+	k, ok := keyOf(c)
 	if !ok {
-		a = &authorState{ix: uint32(len(l.authorIx)), groups: map[uint64][]cid.Cid{}, accepted: map[uint64]cid.Cid{}}
-		l.authors[d] = a
-		l.authorIx = append(l.authorIx, d)
+		return noIx, false
+	}
+	return l.byKey.find(l.recs, &k)
+}
+
+func (l *Ledger) intern(d did.DID) uint32 {
+	if i, ok := l.idIx[d]; ok {
+		return i
+	}
+	i := uint32(len(l.ids))
+	l.ids = append(l.ids, d)
+	l.idIx[d] = i
+	return i
+}
+
+func (l *Ledger) internCur(c CurrencyID) uint32 {
+	if i, ok := l.curIx[c]; ok {
+		return i
+	}
+	i := uint32(len(l.curs))
+	l.curs = append(l.curs, c)
+	l.curIx[c] = i
+	return i
+}
+
+func (l *Ledger) author(ix uint32) *authorState {
+	a, ok := l.authors[ix]
+	if !ok {
+		a = &authorState{}
+		l.authors[ix] = a
 	}
 	return a
 }
 
-func cidLess(a, b cid.Cid) bool { return bytes.Compare(a.Bytes(), b.Bytes()) < 0 }
-
-// insert places one entry whose causal past is complete.
-func (l *Ledger) insert(v *Verified) []Decision {
-	e := v.Entry
-	a := l.author(e.Author)
-	n := &node{v: v}
-	l.nodes[v.CID] = n
-	for _, p := range parentsOf(e) {
-		pn := l.nodes[p]
-		pn.children = append(pn.children, v.CID)
+// parentsOf returns a record's prev (if any) followed by its other parents.
+func (l *Ledger) parentsOf(r *rec) []uint32 {
+	ps := l.parents[r.par : r.par+uint32(r.npar)]
+	if r.prev == noIx {
+		return ps
 	}
-	group := a.groups[e.Seq]
-	a.groups[e.Seq] = append(group, v.CID)
-	a.top = max(a.top, e.Seq)
-	h := sha256.Sum256(v.CID.Bytes())
-	for i := range a.digest {
-		a.digest[i] ^= h[i]
-	}
-	if len(group) > 0 && !cidLess(v.CID, minCID(group)) {
-		l.evaluate(a, n, true)
-		return []Decision{{v.CID, n.status, n.reason}}
-	}
-	if len(group) > 0 {
-		// A new winner: statuses anywhere may change. Recompute.
-		return l.recompute()
-	}
-	l.evaluate(a, n, false)
-	return []Decision{{v.CID, n.status, n.reason}}
+	return append([]uint32{r.prev}, ps...)
 }
 
-func minCID(cs []cid.Cid) cid.Cid {
-	m := cs[0]
-	for _, c := range cs[1:] {
-		if cidLess(c, m) {
-			m = c
-		}
+func (l *Ledger) postsOf(r *rec) []post { return l.posts[r.post : r.post+uint32(r.npost)] }
+
+// insert places one entry whose causal past is complete.
+func (l *Ledger) insert(k key, v *Verified) []Decision {
+	e := v.Entry
+	i := uint32(len(l.recs))
+	r := rec{key: k, seq: e.Seq, author: l.intern(e.Author), prev: noIx, par: uint32(len(l.parents)),
+		post: uint32(len(l.posts)), npar: uint8(len(e.Parents)), npost: uint8(len(e.Postings)), kind: e.Kind}
+	if e.Prev.Defined() {
+		r.prev, _ = l.index(e.Prev)
 	}
-	return m
+	for _, p := range e.Parents {
+		pi, _ := l.index(p)
+		l.parents = append(l.parents, pi)
+	}
+	for _, p := range e.Postings {
+		l.posts = append(l.posts, post{l.intern(p.Account), l.internCur(p.Currency), p.Amount})
+	}
+	if e.Currency != nil {
+		l.defs[i] = *e.Currency
+	}
+	l.recs = append(l.recs, r)
+	l.byKey.add(l.recs, &k, i)
+
+	a := l.author(r.author)
+	first, twin := a.first(e.Seq)
+	a.top = max(a.top, e.Seq)
+	h := sha256.Sum256(v.CID.Bytes())
+	for j := range a.digest {
+		a.digest[j] ^= h[j]
+	}
+	switch {
+	case !twin:
+		a.setFirst(e.Seq, i)
+		l.evaluate(i, false)
+	case bytes.Compare(k[:], l.recs[first].key[:]) > 0:
+		l.addTwin(a, e.Seq, i)
+		l.evaluate(i, true)
+	default:
+		// A new winner: statuses anywhere may change. Recompute.
+		a.setFirst(e.Seq, i)
+		l.addTwin(a, e.Seq, first)
+		return l.recompute()
+	}
+	return []Decision{{v.CID, l.recs[i].status, l.reasons[i]}}
+}
+
+func (l *Ledger) addTwin(a *authorState, seq uint64, i uint32) {
+	if a.twins == nil {
+		a.twins = map[uint64][]uint32{}
+	}
+	a.twins[seq] = append(a.twins[seq], i)
 }
 
 // recompute re-derives every status and index from the complete entries,
 // in a deterministic causal order, and reports the statuses that changed.
 func (l *Ledger) recompute() []Decision {
-	before := make(map[cid.Cid]Status, len(l.nodes))
-	for c, n := range l.nodes {
-		before[c] = n.status
+	n := len(l.recs)
+	before := make([]Status, n)
+	for i := range l.recs {
+		before[i] = l.recs[i].status
+		l.recs[i].status, l.recs[i].flags = StatusUnknown, 0
 	}
+	l.reasons = map[uint32]string{}
 	l.balances = map[acctCur]int64{}
 	l.credits = map[acctCur]map[uint32]*prefix{}
-	l.currencies = map[CurrencyID]currencyState{}
-	l.heads = map[cid.Cid]bool{}
+	l.currencies = map[uint32]currencyState{}
+	l.heads = map[uint32]struct{}{}
 	l.accepted, l.transfers = 0, 0
 	l.hashValid = false
-	for _, a := range l.authors {
-		a.accepted = map[uint64]cid.Cid{}
+	l.clocks = newClocks(l.clocks.budget, l.clocks.maxDepth)
+	// Children in one flat array (CSR), and Kahn's algorithm, smallest CID
+	// first among the ready ones.
+	indeg := make([]int32, n)
+	start := make([]uint32, n+1)
+	for i := range l.recs {
+		for _, p := range l.parentsOf(&l.recs[i]) {
+			start[p+1]++
+		}
+		indeg[i] = int32(len(l.parentsOf(&l.recs[i])))
 	}
-	// Kahn's algorithm, smallest CID first among the ready ones.
-	indeg := make(map[cid.Cid]int, len(l.nodes))
-	var ready []cid.Cid
-	for c, n := range l.nodes {
-		indeg[c] = len(parentsOf(n.v.Entry))
-		if indeg[c] == 0 {
-			ready = append(ready, c)
+	for i := 1; i <= n; i++ {
+		start[i] += start[i-1]
+	}
+	children := make([]uint32, start[n])
+	fill := slices.Clone(start[:n])
+	for i := range l.recs {
+		for _, p := range l.parentsOf(&l.recs[i]) {
+			children[fill[p]] = uint32(i)
+			fill[p]++
+		}
+	}
+	ready := &keyHeap{l: l}
+	for i := range indeg {
+		if indeg[i] == 0 {
+			ready.push(uint32(i))
 		}
 	}
 	var decisions []Decision
-	for len(ready) > 0 {
-		SortCIDs(ready)
-		c := ready[0]
-		ready = ready[1:]
-		n := l.nodes[c]
-		e := n.v.Entry
-		a := l.authors[e.Author]
-		n.status, n.reason, n.loser, n.tainted, n.vc = StatusUnknown, "", false, false, nil
-		l.evaluate(a, n, !minCID(a.groups[e.Seq]).Equals(c))
-		if n.status != before[c] {
-			decisions = append(decisions, Decision{c, n.status, n.reason})
+	for ready.len() > 0 {
+		i := ready.pop()
+		r := &l.recs[i]
+		first, _ := l.authors[r.author].first(r.seq)
+		l.evaluate(i, first != i)
+		if r.status != before[i] {
+			decisions = append(decisions, Decision{r.key.cid(), r.status, l.reasons[i]})
 		}
-		for _, ch := range n.children {
+		for _, ch := range children[start[i]:start[i+1]] {
 			indeg[ch]--
 			if indeg[ch] == 0 {
-				ready = append(ready, ch)
+				ready.push(ch)
 			}
 		}
 	}
 	return decisions
 }
 
-func parentsOf(e *Entry) []cid.Cid {
-	if !e.Prev.Defined() {
-		return e.Parents
-	}
-	return append([]cid.Cid{e.Prev}, e.Parents...)
+// keyHeap is a min-heap of record indexes by CID.
+type keyHeap struct {
+	l  *Ledger
+	xs []uint32
 }
 
-// evaluate applies the rules to an entry whose causal past is evaluated,
-// sets its status and vector clock, and accepts it when it passes.
-func (l *Ledger) evaluate(a *authorState, n *node, loser bool) {
-	e := n.v.Entry
+func (h *keyHeap) len() int { return len(h.xs) }
+
+func (h *keyHeap) less(a, b int) bool {
+	ka, kb := &h.l.recs[h.xs[a]].key, &h.l.recs[h.xs[b]].key
+	return bytes.Compare(ka[:], kb[:]) < 0
+}
+
+func (h *keyHeap) push(x uint32) {
+	h.xs = append(h.xs, x)
+	for j := len(h.xs) - 1; j > 0; {
+		p := (j - 1) / 2
+		if !h.less(j, p) {
+			break
+		}
+		h.xs[j], h.xs[p] = h.xs[p], h.xs[j]
+		j = p
+	}
+}
+
+func (h *keyHeap) pop() uint32 {
+	top := h.xs[0]
+	last := len(h.xs) - 1
+	h.xs[0] = h.xs[last]
+	h.xs = h.xs[:last]
+	for j := 0; ; {
+		c := 2*j + 1
+		if c >= last {
+			break
+		}
+		if c+1 < last && h.less(c+1, c) {
+			c++
+		}
+		if !h.less(c, j) {
+			break
+		}
+		h.xs[j], h.xs[c] = h.xs[c], h.xs[j]
+		j = c
+	}
+	return top
+}
+
+// candidate is an entry being judged, with interned names: a complete
+// record, or (for Check) an entry not in the ledger, whose unknown DIDs and
+// currencies get indexes no record uses.
+type candidate struct {
+	who     did.DID // the author
+	author  uint32
+	seq     uint64
+	prev    uint32
+	kind    Kind
+	def     *CurrencyDef
+	posts   []post
+	loser   bool
+	tainted bool
+}
+
+// causalPast merges the clocks of parents.
+func (l *Ledger) causalPast(parents []uint32) vclock {
 	var vc vclock
-	for _, p := range parentsOf(e) {
-		vc = vc.merge(l.nodes[p].vc)
+	for _, p := range parents {
+		vc = vc.merge(l.clocks.get(l, p))
 	}
-	raw, eff := vc.get(a.ix)
-	var prev *node
-	if e.Prev.Defined() {
-		prev = l.nodes[e.Prev]
-		n.tainted = prev.loser || prev.tainted
+	return vc
+}
+
+// evaluate applies the rules to a record whose causal past is evaluated,
+// sets its status and clock, and accepts it when it passes.
+func (l *Ledger) evaluate(i uint32, loser bool) {
+	r := &l.recs[i]
+	parents := l.parentsOf(r)
+	vc := l.causalPast(parents)
+	raw, eff := vc.get(r.author)
+	c := candidate{who: l.ids[r.author], author: r.author, seq: r.seq, prev: r.prev, kind: r.kind, posts: l.postsOf(r), loser: loser}
+	if def, ok := l.defs[i]; ok {
+		c.def = &def
 	}
-	n.loser = loser
-	if loser || n.tainted {
-		// Not on the winning chain: the author's effective seq stays put.
-		n.vc = vc.with(a.ix, e.Seq, eff)
-	} else {
-		n.vc = vc.with(a.ix, e.Seq, e.Seq)
+	if r.prev != noIx {
+		c.tainted = l.recs[r.prev].flags&(flagLoser|flagTainted) != 0
 	}
-	n.status, n.reason = l.judge(n, vc, raw, prev)
-	if n.status == StatusAccepted {
-		l.accept(a, n)
+	if loser {
+		r.flags |= flagLoser
+	}
+	if c.tainted {
+		r.flags |= flagTainted
+	}
+	own := r.seq // not on the winning chain: the author's effective seq stays put
+	if loser || c.tainted {
+		own = eff
+	}
+	l.clocks.put(l, i, vc.with(r.author, r.seq, own), parents)
+	var reason string
+	r.status, reason = l.judge(&c, vc, raw)
+	if r.status == StatusAccepted {
+		l.accept(i)
+	} else if reason != "" {
+		l.reasons[i] = reason
 	}
 }
 
 // judge returns the status of an entry given the merged clock of its parents.
-func (l *Ledger) judge(n *node, vc vclock, raw uint64, prev *node) (Status, string) {
-	e := n.v.Entry
+func (l *Ledger) judge(c *candidate, vc vclock, raw uint64) (Status, string) {
 	switch {
-	case n.loser:
-		return StatusQuarantined, fmt.Sprintf("equivocation: %s signed another seq %d with a smaller CID, which wins", e.Author, e.Seq)
-	case n.tainted:
-		return StatusQuarantined, fmt.Sprintf("built on a losing equivocation of %s", e.Author)
-	case prev != nil && (prev.v.Entry.Author != e.Author || prev.v.Entry.Seq != e.Seq-1):
-		return StatusQuarantined, fmt.Sprintf("prev %s is not seq %d of the author", e.Prev, e.Seq-1)
-	case raw != e.Seq-1:
+	case c.loser:
+		return StatusQuarantined, fmt.Sprintf("equivocation: %s signed another seq %d with a smaller CID, which wins", c.who, c.seq)
+	case c.tainted:
+		return StatusQuarantined, fmt.Sprintf("built on a losing equivocation of %s", c.who)
+	case c.prev != noIx && (l.recs[c.prev].author != c.author || l.recs[c.prev].seq != c.seq-1):
+		return StatusQuarantined, fmt.Sprintf("prev %s is not seq %d of the author", l.recs[c.prev].key.cid(), c.seq-1)
+	case raw != c.seq-1:
 		return StatusQuarantined, fmt.Sprintf("its causal past already holds seq %d of the author", raw)
 	}
-	switch e.Kind {
+	switch c.kind {
 	case KindCurrency:
-		id := CurrencyID{Symbol: e.Currency.Symbol, Issuer: e.Author}
-		if _, ok := l.currencies[id]; ok {
-			return StatusQuarantined, fmt.Sprintf("currency %s is already defined", id.Symbol)
+		if cur, ok := l.curIx[CurrencyID{Symbol: c.def.Symbol, Issuer: c.who}]; ok {
+			if _, ok := l.currencies[cur]; ok {
+				return StatusQuarantined, fmt.Sprintf("currency %s is already defined", c.def.Symbol)
+			}
 		}
 	case KindTransfer:
-		net := map[CurrencyID]int64{}
-		for _, p := range e.Postings {
-			cs, ok := l.currencies[p.Currency]
+		var net []post // the author's own postings, merged per currency
+		for _, p := range c.posts {
+			cs, ok := l.currencies[p.cur]
 			if ok {
-				_, eff := vc.get(l.authors[p.Currency.Issuer].ix)
+				_, eff := vc.get(l.recs[cs.entry].author)
 				ok = eff >= cs.seq
 			}
 			if !ok {
-				return StatusQuarantined, fmt.Sprintf("currency %s is not defined in the entry's causal past", p.Currency)
+				return StatusQuarantined, fmt.Sprintf("currency %s is not defined in the entry's causal past", l.curName(p.cur))
 			}
-			if p.Account == e.Author {
-				net[p.Currency] += p.Amount
+			if p.acct == c.author {
+				net = append(net, p) // static rules allow one posting per (account, currency)
 			}
 		}
-		for cur, delta := range net {
-			if delta >= 0 {
+		for _, p := range net {
+			if p.amount >= 0 {
 				continue
 			}
-			def := l.currencies[cur].def
-			bal := l.balanceIn(vc, acctCur{e.Author, cur})
-			after, ok := addInt64(bal, delta)
+			def := l.currencies[p.cur].def
+			bal := l.balanceIn(vc, acctCur{c.author, p.cur})
+			after, ok := addInt64(bal, p.amount)
 			if !ok || after < -def.CreditLimit {
 				f := func(u int64) string { return FormatAmount(u, def.Decimals) }
 				return StatusQuarantined, fmt.Sprintf("over the credit limit: %s would go from %s to %s %s, below the limit of -%s",
-					e.Author, f(bal), f(after), cur.Symbol, f(def.CreditLimit))
+					c.who, f(bal), f(after), l.curs[p.cur].Symbol, f(def.CreditLimit))
 			}
 		}
 	}
 	return StatusAccepted, ""
+}
+
+func (l *Ledger) curName(cur uint32) string {
+	if int(cur) < len(l.curs) {
+		return l.curs[cur].String()
+	}
+	return "(unknown)"
 }
 
 // balanceIn is an account's balance over the accepted entries of a causal
@@ -391,62 +638,69 @@ func (l *Ledger) balanceIn(vc vclock, k acctCur) int64 {
 	return sum
 }
 
-func (l *Ledger) accept(a *authorState, n *node) {
+func (l *Ledger) accept(i uint32) {
 	l.hashValid = false
-	e := n.v.Entry
-	a.accepted[e.Seq] = n.v.CID
+	r := &l.recs[i]
 	l.accepted++
-	for _, p := range parentsOf(e) {
+	for _, p := range l.parentsOf(r) {
 		delete(l.heads, p)
 	}
-	l.heads[n.v.CID] = true
-	switch e.Kind {
+	l.heads[i] = struct{}{}
+	switch r.kind {
 	case KindCurrency:
-		id := CurrencyID{Symbol: e.Currency.Symbol, Issuer: e.Author}
-		l.currencies[id] = currencyState{def: *e.Currency, seq: e.Seq, cid: n.v.CID}
+		def := l.defs[i]
+		cur := l.internCur(CurrencyID{Symbol: def.Symbol, Issuer: l.ids[r.author]})
+		l.currencies[cur] = currencyState{def: def, seq: r.seq, entry: i}
 	case KindTransfer:
 		l.transfers++
-		for _, p := range e.Postings {
-			k := acctCur{p.Account, p.Currency}
-			l.balances[k] += p.Amount
+		for _, p := range l.postsOf(r) {
+			k := acctCur{p.acct, p.cur}
+			l.balances[k] += p.amount
 			byAuthor := l.credits[k]
 			if byAuthor == nil {
 				byAuthor = map[uint32]*prefix{}
 				l.credits[k] = byAuthor
 			}
-			pf := byAuthor[a.ix]
+			pf := byAuthor[r.author]
 			if pf == nil {
 				pf = &prefix{}
-				byAuthor[a.ix] = pf
+				byAuthor[r.author] = pf
 			}
-			pf.add(e.Seq, p.Amount)
+			pf.add(r.seq, p.amount)
 		}
 	}
 }
 
 // Status returns an entry's status and, when quarantined, why.
 func (l *Ledger) Status(c cid.Cid) (Status, string) {
-	if n, ok := l.nodes[c]; ok {
-		return n.status, n.reason
+	if i, ok := l.index(c); ok {
+		return l.recs[i].status, l.reasons[i]
 	}
-	if _, ok := l.pending[c]; ok {
-		return StatusPending, ""
+	if k, ok := keyOf(c); ok {
+		if _, ok := l.pending[k]; ok {
+			return StatusPending, ""
+		}
 	}
 	return StatusUnknown, ""
 }
 
-// Get returns a known entry (complete or pending).
-func (l *Ledger) Get(c cid.Cid) (*Verified, bool) {
-	if n, ok := l.nodes[c]; ok {
-		return n.v, true
-	}
-	v, ok := l.pending[c]
-	return v, ok
+// Has reports whether an entry is known, complete or pending.
+func (l *Ledger) Has(c cid.Cid) bool {
+	st, _ := l.Status(c)
+	return st != StatusUnknown
 }
 
 // Balance is an account's balance in a currency, in the smallest unit.
 func (l *Ledger) Balance(account did.DID, cur CurrencyID) int64 {
-	return l.balances[acctCur{account, cur}]
+	a, ok := l.idIx[account]
+	if !ok {
+		return 0
+	}
+	c, ok := l.curIx[cur]
+	if !ok {
+		return 0
+	}
+	return l.balances[acctCur{a, c}]
 }
 
 // AccountBalance is one (account, currency) balance.
@@ -461,7 +715,7 @@ func (l *Ledger) Balances() []AccountBalance {
 	out := make([]AccountBalance, 0, len(l.balances))
 	for k, v := range l.balances {
 		if v != 0 {
-			out = append(out, AccountBalance{k.acct, k.cur, v})
+			out = append(out, AccountBalance{l.ids[k.acct], l.curs[k.cur], v})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -484,8 +738,8 @@ type Currency struct {
 // Currencies lists the accepted currencies sorted by symbol then issuer.
 func (l *Ledger) Currencies() []Currency {
 	out := make([]Currency, 0, len(l.currencies))
-	for id, cs := range l.currencies {
-		out = append(out, Currency{id, cs.def, cs.cid})
+	for cur, cs := range l.currencies {
+		out = append(out, Currency{l.curs[cur], cs.def, l.recs[cs.entry].key.cid()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
 	return out
@@ -493,15 +747,22 @@ func (l *Ledger) Currencies() []Currency {
 
 // LookupCurrency returns the currency with id.
 func (l *Ledger) LookupCurrency(id CurrencyID) (Currency, bool) {
-	cs, ok := l.currencies[id]
-	return Currency{id, cs.def, cs.cid}, ok
+	cur, ok := l.curIx[id]
+	if !ok {
+		return Currency{}, false
+	}
+	cs, ok := l.currencies[cur]
+	if !ok {
+		return Currency{}, false
+	}
+	return Currency{id, cs.def, l.recs[cs.entry].key.cid()}, true
 }
 
 // Heads are the accepted entries with no accepted child, sorted.
 func (l *Ledger) Heads() []cid.Cid {
 	out := make([]cid.Cid, 0, len(l.heads))
-	for c := range l.heads {
-		out = append(out, c)
+	for i := range l.heads {
+		out = append(out, l.recs[i].key.cid())
 	}
 	SortCIDs(out)
 	return out
@@ -509,7 +770,7 @@ func (l *Ledger) Heads() []cid.Cid {
 
 // Counts reports how many entries are accepted, quarantined and pending.
 func (l *Ledger) Counts() (accepted, quarantined, pending int) {
-	return l.accepted, len(l.nodes) - l.accepted, len(l.pending)
+	return l.accepted, len(l.recs) - l.accepted, len(l.pending)
 }
 
 // StateHash is equal on two ledgers exactly when they accepted the same
@@ -519,16 +780,17 @@ func (l *Ledger) StateHash() [32]byte {
 	if l.hashValid {
 		return l.hash
 	}
-	cs := make([]cid.Cid, 0, l.accepted)
-	for c, n := range l.nodes {
-		if n.status == StatusAccepted {
-			cs = append(cs, c)
+	ks := make([]key, 0, l.accepted)
+	for i := range l.recs {
+		if l.recs[i].status == StatusAccepted {
+			ks = append(ks, l.recs[i].key)
 		}
 	}
-	SortCIDs(cs)
+	slices.SortFunc(ks, func(a, b key) int { return bytes.Compare(a[:], b[:]) })
 	h := sha256.New()
-	for _, c := range cs {
-		h.Write(c.Bytes())
+	for _, k := range ks {
+		h.Write(cidPrefix[:])
+		h.Write(k[:])
 	}
 	h.Sum(l.hash[:0])
 	l.hashValid = true
@@ -546,9 +808,10 @@ type Quarantined struct {
 // Quarantine lists the quarantined entries sorted by author then seq.
 func (l *Ledger) Quarantine() []Quarantined {
 	var out []Quarantined
-	for c, n := range l.nodes {
-		if n.status == StatusQuarantined {
-			out = append(out, Quarantined{c, n.v.Entry.Author, n.v.Entry.Seq, n.reason})
+	for i := range l.recs {
+		r := &l.recs[i]
+		if r.status == StatusQuarantined {
+			out = append(out, Quarantined{r.key.cid(), l.ids[r.author], r.seq, l.reasons[uint32(i)]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -563,12 +826,14 @@ func (l *Ledger) Quarantine() []Quarantined {
 	return out
 }
 
+func cidLess(a, b cid.Cid) bool { return bytes.Compare(a.Bytes(), b.Bytes()) < 0 }
+
 // Missing lists the CIDs pending entries wait for, sorted.
 func (l *Ledger) Missing() []cid.Cid {
 	out := make([]cid.Cid, 0, len(l.waiting))
-	for c := range l.waiting {
-		if _, ok := l.pending[c]; !ok {
-			out = append(out, c)
+	for k := range l.waiting {
+		if _, ok := l.pending[k]; !ok {
+			out = append(out, k.cid())
 		}
 	}
 	SortCIDs(out)
@@ -579,32 +844,29 @@ func (l *Ledger) Missing() []cid.Cid {
 // compares to find what a peer lacks.
 func (l *Ledger) Vector() map[did.DID]uint64 {
 	out := make(map[did.DID]uint64, len(l.authors))
-	for d, a := range l.authors {
-		out[d] = a.top
+	for ix, a := range l.authors {
+		out[l.ids[ix]] = a.top
 	}
 	return out
 }
 
-// AuthorEntries returns the complete entries of an author with seq above
-// after, in seq order (equivocating entries side by side).
-func (l *Ledger) AuthorEntries(author did.DID, after uint64) []*Verified {
-	a, ok := l.authors[author]
+// AuthorCIDs returns the complete entries of an author with seq above
+// after, in seq order (equivocating entries side by side, by CID).
+func (l *Ledger) AuthorCIDs(author did.DID, after uint64) []cid.Cid {
+	ix, ok := l.idIx[author]
 	if !ok {
 		return nil
 	}
-	var seqs []uint64
-	for s := range a.groups {
-		if s > after {
-			seqs = append(seqs, s)
-		}
+	a, ok := l.authors[ix]
+	if !ok {
+		return nil
 	}
-	slices.Sort(seqs)
-	var out []*Verified
-	for _, s := range seqs {
-		g := slices.Clone(a.groups[s])
-		SortCIDs(g)
-		for _, c := range g {
-			out = append(out, l.nodes[c].v)
+	var out []cid.Cid
+	for _, s := range a.seqs(after) {
+		g := a.group(s)
+		slices.SortFunc(g, func(x, y uint32) int { return bytes.Compare(l.recs[x].key[:], l.recs[y].key[:]) })
+		for _, i := range g {
+			out = append(out, l.recs[i].key.cid())
 		}
 	}
 	return out
@@ -612,20 +874,24 @@ func (l *Ledger) AuthorEntries(author did.DID, after uint64) []*Verified {
 
 // LastAccepted returns the author's highest accepted seq and its CID.
 func (l *Ledger) LastAccepted(author did.DID) (uint64, cid.Cid) {
-	a, ok := l.authors[author]
-	if !ok {
+	ix, ok := l.idIx[author]
+	if !ok || l.authors[ix] == nil {
 		return 0, cid.Undef
 	}
+	a := l.authors[ix]
 	var best uint64
-	for s := range a.accepted {
-		if s > best {
-			best = s
+	var at uint32
+	for _, s := range a.seqs(0) {
+		for _, i := range a.group(s) {
+			if l.recs[i].status == StatusAccepted {
+				best, at = s, i
+			}
 		}
 	}
 	if best == 0 {
 		return 0, cid.Undef
 	}
-	return best, a.accepted[best]
+	return best, l.recs[at].key.cid()
 }
 
 // ErrEquivocation means the author already has a complete entry with that seq.
@@ -643,25 +909,49 @@ func (l *Ledger) Check(v *Verified) (Status, string, error) {
 	if len(l.missingOf(e)) > 0 {
 		return StatusUnknown, "", ErrIncomplete
 	}
-	if a, ok := l.authors[e.Author]; ok && len(a.groups[e.Seq]) > 0 {
-		return StatusUnknown, "", ErrEquivocation
+	// Unknown DIDs and currencies get indexes past the interned ones, which
+	// no clock, balance or currency mentions.
+	extraIDs, extraCurs := map[did.DID]uint32{}, map[CurrencyID]uint32{}
+	id := func(d did.DID) uint32 {
+		if i, ok := l.idIx[d]; ok {
+			return i
+		}
+		if _, ok := extraIDs[d]; !ok {
+			extraIDs[d] = uint32(len(l.ids) + len(extraIDs))
+		}
+		return extraIDs[d]
 	}
-	a, ok := l.authors[e.Author]
-	if !ok {
-		a = &authorState{ix: uint32(len(l.authorIx))} // not registered: Check mutates nothing
+	cur := func(c CurrencyID) uint32 {
+		if i, ok := l.curIx[c]; ok {
+			return i
+		}
+		if _, ok := extraCurs[c]; !ok {
+			extraCurs[c] = uint32(len(l.curs) + len(extraCurs))
+		}
+		return extraCurs[c]
 	}
-	n := &node{v: v}
-	var vc vclock
-	for _, p := range parentsOf(e) {
-		vc = vc.merge(l.nodes[p].vc)
+	c := candidate{who: e.Author, author: id(e.Author), seq: e.Seq, prev: noIx, kind: e.Kind, def: e.Currency}
+	if a, ok := l.authors[c.author]; ok {
+		if _, ok := a.first(e.Seq); ok {
+			return StatusUnknown, "", ErrEquivocation
+		}
 	}
-	raw, _ := vc.get(a.ix)
-	var prev *node
+	for _, p := range e.Postings {
+		c.posts = append(c.posts, post{id(p.Account), cur(p.Currency), p.Amount})
+	}
+	parents := make([]uint32, 0, len(e.Parents)+1)
 	if e.Prev.Defined() {
-		prev = l.nodes[e.Prev]
-		n.tainted = prev.loser || prev.tainted
+		c.prev, _ = l.index(e.Prev)
+		c.tainted = l.recs[c.prev].flags&(flagLoser|flagTainted) != 0
+		parents = append(parents, c.prev)
 	}
-	st, reason := l.judge(n, vc, raw, prev)
+	for _, p := range e.Parents {
+		pi, _ := l.index(p)
+		parents = append(parents, pi)
+	}
+	vc := l.causalPast(parents)
+	raw, _ := vc.get(c.author)
+	st, reason := l.judge(&c, vc, raw)
 	return st, reason, nil
 }
 
@@ -669,8 +959,11 @@ func (l *Ledger) Check(v *Verified) (Status, string, error) {
 // (the winning entry at seq-1) and, as parents, the current heads (at most
 // MaxParents of them, prev excluded).
 func (l *Ledger) Next(author did.DID) (seq uint64, prev cid.Cid, parents []cid.Cid) {
-	if a, ok := l.authors[author]; ok && a.top > 0 {
-		seq, prev = a.top, minCID(a.groups[a.top])
+	if ix, ok := l.idIx[author]; ok {
+		if a, ok := l.authors[ix]; ok && a.top > 0 {
+			first, _ := a.first(a.top)
+			seq, prev = a.top, l.recs[first].key.cid()
+		}
 	}
 	for _, h := range l.Heads() {
 		if len(parents) == MaxParents {
@@ -695,8 +988,8 @@ type Stats struct {
 
 // Stats returns the current counts.
 func (l *Ledger) Stats() Stats {
-	st := Stats{Accepted: l.accepted, Quarantined: len(l.nodes) - l.accepted, Pending: len(l.pending), Currencies: len(l.currencies)}
-	accts := map[did.DID]bool{}
+	st := Stats{Accepted: l.accepted, Quarantined: len(l.recs) - l.accepted, Pending: len(l.pending), Currencies: len(l.currencies)}
+	accts := map[uint32]bool{}
 	for k, v := range l.balances {
 		if v != 0 {
 			accts[k.acct] = true
@@ -707,37 +1000,25 @@ func (l *Ledger) Stats() Stats {
 	return st
 }
 
-// Record is a complete entry with its status.
-type Record struct {
-	*Verified
-	Status Status
-	Reason string
-}
-
-// History lists the complete entries written by account or posting to it,
-// ordered by author timestamp, then author, then seq.
-func (l *Ledger) History(account did.DID) []Record {
-	var out []Record
-	for _, n := range l.nodes {
-		e := n.v.Entry
-		match := e.Author == account
-		for _, p := range e.Postings {
-			match = match || p.Account == account
+// Involving lists the complete entries written by account or posting to
+// it, with their statuses, in the order they were completed. The ledger
+// keeps no entry bodies: read the blocks from wherever they are stored.
+func (l *Ledger) Involving(account did.DID) []Decision {
+	ix, ok := l.idIx[account]
+	if !ok {
+		return nil
+	}
+	var out []Decision
+	for i := range l.recs {
+		r := &l.recs[i]
+		match := r.author == ix
+		for _, p := range l.postsOf(r) {
+			match = match || p.acct == ix
 		}
 		if match {
-			out = append(out, Record{n.v, n.status, n.reason})
+			out = append(out, Decision{r.key.cid(), r.status, l.reasons[uint32(i)]})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Entry, out[j].Entry
-		if a.Timestamp != b.Timestamp {
-			return a.Timestamp < b.Timestamp
-		}
-		if a.Author != b.Author {
-			return a.Author.String() < b.Author.String()
-		}
-		return a.Seq < b.Seq
-	})
 	return out
 }
 
@@ -753,36 +1034,25 @@ type AuthorSummary struct {
 // Summary returns the summary of every author.
 func (l *Ledger) Summary() map[did.DID]AuthorSummary {
 	out := make(map[did.DID]AuthorSummary, len(l.authors))
-	for d, a := range l.authors {
-		out[d] = AuthorSummary{a.top, a.digest}
+	for ix, a := range l.authors {
+		out[l.ids[ix]] = AuthorSummary{a.top, a.digest}
 	}
 	return out
 }
 
-// MissingFrom returns the blocks a ledger with the given summary lacks,
-// author by author in seq order, at most limit of them (0 means no limit).
-// An author whose digest differs at an equal or higher top is sent whole, so
-// equivocations spread. It needs the blocks in memory: a store that keeps
-// them on disk uses MissingCIDs and reads them itself.
-func (l *Ledger) MissingFrom(remote map[did.DID]AuthorSummary, limit int) [][]byte {
-	cids := l.MissingCIDs(remote, limit)
-	out := make([][]byte, 0, len(cids))
-	for _, c := range cids {
-		out = append(out, l.nodes[c].v.Block)
-	}
-	return out
-}
-
-// MissingCIDs is MissingFrom's list of CIDs.
+// MissingCIDs returns the complete entries a ledger with the given summary
+// lacks, author by author in seq order, at most limit of them (0 means no
+// limit). An author whose digest differs at an equal or higher top is sent
+// whole, so equivocations spread.
 func (l *Ledger) MissingCIDs(remote map[did.DID]AuthorSummary, limit int) []cid.Cid {
 	authors := make([]did.DID, 0, len(l.authors))
-	for d := range l.authors {
-		authors = append(authors, d)
+	for ix := range l.authors {
+		authors = append(authors, l.ids[ix])
 	}
 	sort.Slice(authors, func(i, j int) bool { return authors[i].String() < authors[j].String() })
 	var out []cid.Cid
 	for _, d := range authors {
-		mine := l.authors[d]
+		mine := l.authors[l.idIx[d]]
 		theirs, known := remote[d]
 		after := uint64(0)
 		switch {
@@ -792,11 +1062,11 @@ func (l *Ledger) MissingCIDs(remote map[did.DID]AuthorSummary, limit int) []cid.
 		case theirs.Top < mine.top && l.prefixDigest(mine, theirs.Top) == theirs.Digest:
 			after = theirs.Top // same prefix: only the tail is missing
 		}
-		for _, v := range l.AuthorEntries(d, after) {
+		for _, c := range l.AuthorCIDs(d, after) {
 			if limit > 0 && len(out) == limit {
 				return out
 			}
-			out = append(out, v.CID)
+			out = append(out, c)
 		}
 	}
 	return out
@@ -805,14 +1075,14 @@ func (l *Ledger) MissingCIDs(remote map[did.DID]AuthorSummary, limit int) []cid.
 // prefixDigest is the digest of an author's complete entries with seq <= top.
 func (l *Ledger) prefixDigest(a *authorState, top uint64) [32]byte {
 	var d [32]byte
-	for seq, g := range a.groups {
+	for _, seq := range a.seqs(0) {
 		if seq > top {
-			continue
+			break
 		}
-		for _, c := range g {
-			h := sha256.Sum256(c.Bytes())
-			for i := range d {
-				d[i] ^= h[i]
+		for _, i := range a.group(seq) {
+			h := sha256.Sum256(l.recs[i].key.cid().Bytes())
+			for j := range d {
+				d[j] ^= h[j]
 			}
 		}
 	}

@@ -175,16 +175,17 @@ func TestSummaryAndMissingFrom(t *testing.T) {
 	sc := genScenario(t, r, 4, 80)
 	full := replay(sc.entries, identity(len(sc.entries)))
 	half := replay(sc.entries, identity(len(sc.entries)/2))
+	blocks := blockMap(sc.entries...)
 	// Whatever half lacks, full sends; afterwards the two agree.
-	for _, b := range full.MissingFrom(half.Summary(), 0) {
-		v, err := Verify(b, cid.Undef)
+	for _, c := range full.MissingCIDs(half.Summary(), 0) {
+		v, err := Verify(blocks[c], c)
 		require.NoError(t, err)
 		half.Add(v)
 	}
 	require.Equal(t, full.Summary(), half.Summary())
 	require.Equal(t, full.StateHash(), half.StateHash())
-	require.Empty(t, full.MissingFrom(half.Summary(), 0))
-	require.Len(t, full.MissingFrom(New().Summary(), 5), 5)
+	require.Empty(t, full.MissingCIDs(half.Summary(), 0))
+	require.Len(t, full.MissingCIDs(New().Summary(), 5), 5)
 }
 
 // Equivocation evidence spreads through MissingFrom whichever side is ahead.
@@ -195,9 +196,10 @@ func TestMissingFromSpreadsEquivocations(t *testing.T) {
 	third := sign(t, alice, &Entry{Seq: 3, Prev: twinB.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 3)})
 	x := replay([]*Verified{def, twinA}, []int{0, 1})
 	y := replay([]*Verified{def, twinB, third}, []int{0, 1, 2})
+	blocks := blockMap(def, twinA, twinB, third)
 	exchange := func(from, to *Ledger) {
-		for _, b := range from.MissingFrom(to.Summary(), 0) {
-			v, err := Verify(b, cid.Undef)
+		for _, c := range from.MissingCIDs(to.Summary(), 0) {
+			v, err := Verify(blocks[c], c)
 			require.NoError(t, err)
 			to.Add(v)
 		}
@@ -221,4 +223,77 @@ func TestStatsCountTransfers(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, l.Stats().Transfers)
+}
+
+func blockMap(vs ...*Verified) map[cid.Cid][]byte {
+	out := map[cid.Cid][]byte{}
+	for _, v := range vs {
+		out[v.CID] = v.Block
+	}
+	return out
+}
+
+// Clocks stored as differences read back equal to the clocks they stand
+// for, through any number of links and cache evictions.
+func TestClocksStoredAsDifferences(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	sc := genScenario(t, r, 6, 200)
+	whole := replay(sc.entries, identity(len(sc.entries)))
+	small := replayWith(newSmallClocks(), sc.entries, identity(len(sc.entries)))
+	require.Equal(t, whole.StateHash(), small.StateHash())
+	links := 0
+	for i := range small.recs {
+		require.Equal(t, whole.clocks.get(whole, uint32(i)), small.clocks.get(small, uint32(i)), "record %d", i)
+		if small.recs[i].clock.base != noIx {
+			links++
+			require.LessOrEqual(t, small.recs[i].clock.depth, uint8(3))
+		}
+	}
+	require.Positive(t, links, "some clocks are stored as differences")
+	require.Less(t, len(small.clocks.pool), len(small.recs)*len(small.authors), "differences take less room than whole clocks")
+}
+
+// An entry whose prev is someone else's entry can carry any seq: it is
+// quarantined, and kept and listed like any other, however large its seq.
+func TestBrokenChainWithFarSeq(t *testing.T) {
+	alice, bob, cur, def := fixture(t)
+	l := New()
+	l.Add(def)
+	far := sign(t, bob, &Entry{Seq: 1 << 40, Prev: def.CID, Kind: KindTransfer, Postings: pay(bob.id, alice.id, cur, 1)})
+	out := l.Add(far)
+	require.Equal(t, StatusQuarantined, out.Status)
+	require.Contains(t, out.Reason, "is not seq")
+	require.Equal(t, []cid.Cid{far.CID}, l.AuthorCIDs(bob.id, 0))
+	require.Empty(t, l.AuthorCIDs(bob.id, 1<<40))
+	require.Equal(t, uint64(1<<40), l.Summary()[bob.id].Top)
+	// bob's real chain still starts at 1.
+	first := sign(t, bob, &Entry{Seq: 1, Parents: []cid.Cid{def.CID}, Kind: KindTransfer, Postings: pay(bob.id, alice.id, cur, 1)})
+	require.Equal(t, StatusAccepted, l.Add(first).Status)
+	require.Equal(t, []cid.Cid{first.CID, far.CID}, l.AuthorCIDs(bob.id, 0))
+	seq, last := l.LastAccepted(bob.id)
+	require.Equal(t, uint64(1), seq)
+	require.Equal(t, first.CID, last)
+}
+
+func TestKeyIndex(t *testing.T) {
+	var recs []rec
+	x := newKeyIndex()
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 5000; i++ {
+		var k key
+		for j := range k {
+			k[j] = byte(r.IntN(256))
+		}
+		recs = append(recs, rec{key: k})
+		x.add(recs, &k, uint32(i))
+	}
+	for i := range recs {
+		got, ok := x.find(recs, &recs[i].key)
+		require.True(t, ok)
+		require.Equal(t, uint32(i), got)
+	}
+	var absent key
+	_, ok := x.find(recs, &absent)
+	require.False(t, ok)
+	require.LessOrEqual(t, 2*x.n, len(x.slots))
 }

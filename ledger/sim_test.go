@@ -135,8 +135,17 @@ func genScenario(t testing.TB, r *rand.Rand, members, steps int) scenario {
 }
 
 // replay feeds entries to a fresh ledger in the given order.
-func replay(entries []*Verified, order []int) *Ledger {
+func replay(entries []*Verified, order []int) *Ledger { return replayWith(New(), entries, order) }
+
+// newSmallClocks is a ledger whose clock cache holds one clock and whose
+// clocks are stored whole only every 3 links.
+func newSmallClocks() *Ledger {
 	l := New()
+	l.clocks = newClocks(1, 3)
+	return l
+}
+
+func replayWith(l *Ledger, entries []*Verified, order []int) *Ledger {
 	for _, i := range order {
 		l.Add(entries[i])
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -104,7 +103,7 @@ func (n *Node) ledgerRoutes(mux *http.ServeMux) {
 		controlapi.WriteJSON(w, http.StatusOK, bs)
 	})
 	mux.HandleFunc("GET "+controlapi.RouteLedgerHistory, func(w http.ResponseWriter, r *http.Request) {
-		es, err := n.History(r.URL.Query().Get("did"))
+		es, err := n.History(r.Context(), r.URL.Query().Get("did"))
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -127,6 +126,7 @@ func (n *Node) ledgerRoutes(mux *http.ServeMux) {
 		controlapi.WriteJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("POST "+controlapi.RouteLedgerVerify, n.serveVerify)
+	mux.HandleFunc("POST "+controlapi.RouteLedgerSync, n.serveLedgerSync)
 	mux.HandleFunc("GET "+controlapi.RouteLedgerCurrencies, func(w http.ResponseWriter, r *http.Request) {
 		out := []controlapi.CurrencyInfo{}
 		n.ledger.Read(func(l *ledger.Ledger) {
@@ -141,35 +141,18 @@ func (n *Node) ledgerRoutes(mux *http.ServeMux) {
 
 // serveVerify streams progress as JSON lines, then the report.
 func (n *Node) serveVerify(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	flush := func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
+	controlapi.StreamProgress(w, func(progress func(done, total int)) (controlapi.VerifyReport, error) {
+		rep, err := n.ledger.Verify(r.Context(), progress)
+		if err != nil {
+			return controlapi.VerifyReport{}, err
 		}
-	}
-	last := time.Time{}
-	rep, err := n.ledger.Verify(r.Context(), func(done, total int) {
-		if time.Since(last) < 200*time.Millisecond && done < total {
-			return
+		problems := rep.Problems
+		if problems == nil {
+			problems = []string{}
 		}
-		last = time.Now()
-		_ = enc.Encode(controlapi.VerifyEvent{Done: done, Total: total})
-		flush()
+		return controlapi.VerifyReport{Blocks: rep.Blocks, Accepted: rep.Accepted, Quarantined: rep.Quarantined, Pending: rep.Pending,
+			StateHash: rep.StateHash, OK: rep.OK(), Problems: problems}, nil
 	})
-	if err != nil {
-		_ = enc.Encode(controlapi.VerifyEvent{Error: err.Error()})
-		return
-	}
-	problems := rep.Problems
-	if problems == nil {
-		problems = []string{}
-	}
-	_ = enc.Encode(controlapi.VerifyEvent{Done: rep.Blocks, Total: rep.Blocks, Report: &controlapi.VerifyReport{
-		Blocks: rep.Blocks, Accepted: rep.Accepted, Quarantined: rep.Quarantined, Pending: rep.Pending,
-		StateHash: rep.StateHash, OK: rep.OK(), Problems: problems}})
-	flush()
 }
 
 // signer returns the node's DID and DID key.
@@ -375,7 +358,7 @@ func (n *Node) Balances(didStr, currency string) ([]controlapi.Balance, error) {
 }
 
 // History lists entries by or to a DID ("" means this node's).
-func (n *Node) History(didStr string) ([]controlapi.Entry, error) {
+func (n *Node) History(ctx context.Context, didStr string) ([]controlapi.Entry, error) {
 	who, _ := n.signer()
 	if didStr != "" {
 		d, err := did.Parse(didStr)
@@ -384,10 +367,14 @@ func (n *Node) History(didStr string) ([]controlapi.Entry, error) {
 		}
 		who = d
 	}
+	recs, err := n.ledger.History(ctx, who)
+	if err != nil {
+		return nil, err
+	}
 	out := []controlapi.Entry{}
 	n.ledger.Read(func(l *ledger.Ledger) {
-		for _, r := range l.History(who) {
-			out = append(out, entryInfo(l, r.Verified, r.Status, r.Reason))
+		for _, r := range recs {
+			out = append(out, entryInfo(l, &ledger.Verified{Entry: r.Entry, CID: r.CID}, r.Status, r.Reason))
 		}
 	})
 	return out, nil

@@ -152,7 +152,7 @@ func TestEquivocationAcrossThreeNodes(t *testing.T) {
 		return sameState(nodes...)()
 	}, 60*time.Second, 100*time.Millisecond, "the three never agreed")
 	for _, n := range nodes {
-		hist, err := n.History(m.String())
+		hist, err := n.History(context.Background(), m.String())
 		require.NoError(t, err)
 		for _, e := range hist {
 			switch e.CID {

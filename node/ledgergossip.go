@@ -133,17 +133,17 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 			refresh()
 			announce(now)
 		case c := <-lg.pub:
-			var v *ledger.Verified
-			lg.store.Read(func(l *ledger.Ledger) { v, _ = l.Get(c) })
-			if v == nil {
-				continue
-			}
 			block, err := lg.store.Block(ctx, c)
 			if err != nil {
 				lg.log.Warn("cannot read an entry to push it", "cid", c, "err", err)
 				continue
 			}
-			for _, sym := range entrySymbols(v.Entry) {
+			e, err := ledger.Decode(block)
+			if err != nil {
+				lg.log.Warn("cannot decode an entry to push it", "cid", c, "err", err)
+				continue
+			}
+			for _, sym := range entrySymbols(e) {
 				subscribe(LedgerTopic(sym))
 				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				_, err := lg.g.Publish(pctx, LedgerTopic(sym), LedgerEntryType, block)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -63,11 +64,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		WithSyncWrites(!opts.NoSync).
 		WithLogger(nil).
 		// Sized for a node, not a database server: a few MiB of memtables
-		// and caches keep a daemon with 100k entries small.
-		WithMemTableSize(16 << 20).
+		// and caches keep a daemon with 100k entries small. A memtable
+		// bounds one transaction to 15% of its size; persist splits
+		// larger batches.
+		WithMemTableSize(4 << 20).
 		WithNumMemtables(2).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
+		WithBaseTableSize(1 << 20). // a compaction buffers two tables' worth
+		WithNumCompactors(2).
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueThreshold(64 << 10). // blocks (at most 16 KiB) stay in the LSM tree
 		WithValueLogFileSize(64 << 20)
 	bopts.GcInterval = 0
 	d, err := badger4.NewDatastore(dir, &bopts)
@@ -132,9 +138,10 @@ type Result struct {
 	Err error
 }
 
-// Ingest verifies blocks in parallel, applies them to the ledger, stores the
-// new ones in one synced transaction, and only then returns. want, when
-// given, holds the CID each block was requested under (cid.Undef if none).
+// Ingest verifies blocks in parallel, stores the new ones in one synced
+// transaction, and only then applies them to the ledger and returns: the
+// in-memory state never runs ahead of the disk. want, when given, holds the
+// CID each block was requested under (cid.Undef if none).
 func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]Result, error) {
 	verified := make([]*ledger.Verified, len(blocks))
 	results := make([]Result, len(blocks))
@@ -143,30 +150,35 @@ func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var fresh []*ledger.Verified
+	inBatch := map[cid.Cid]bool{}
 	for i, v := range verified {
 		if v == nil {
 			continue
 		}
-		out := s.led.Add(v)
-		results[i].Status, results[i].Reason, results[i].Duplicate = out.Status, out.Reason, out.Duplicate
-		if !out.Duplicate {
-			fresh = append(fresh, v)
+		if s.led.Has(v.CID) || inBatch[v.CID] {
+			results[i].Duplicate = true
+			continue
 		}
+		inBatch[v.CID] = true
+		fresh = append(fresh, v)
 	}
 	if err := s.persist(ctx, fresh); err != nil {
+		for i := range results {
+			if results[i].Err == nil {
+				results[i] = Result{CID: results[i].CID, Err: err}
+			}
+		}
 		return results, err
 	}
-	release(fresh)
-	return results, nil
-}
-
-// release drops what the ledger no longer needs in memory once a block is
-// on disk: the block bytes (read back with Block) and the signature.
-func release(vs []*ledger.Verified) {
-	for _, v := range vs {
-		v.Block = nil
-		v.Entry.Signature = nil
+	for _, v := range fresh {
+		s.led.Add(v)
 	}
+	for i, v := range verified {
+		if v != nil {
+			results[i].Status, results[i].Reason = s.led.Status(v.CID)
+		}
+	}
+	return results, nil
 }
 
 // Block reads a stored block.
@@ -187,6 +199,44 @@ func (s *Store) MissingFrom(ctx context.Context, remote map[did.DID]ledger.Autho
 		}
 		out = append(out, b)
 	}
+	return out, nil
+}
+
+// Record is a stored entry with its status.
+type Record struct {
+	CID    cid.Cid
+	Entry  *ledger.Entry
+	Status ledger.Status
+	Reason string
+}
+
+// History lists the complete entries written by account or posting to it,
+// read from disk, ordered by author timestamp, then author, then seq.
+func (s *Store) History(ctx context.Context, account did.DID) ([]Record, error) {
+	var ds []ledger.Decision
+	s.Read(func(l *ledger.Ledger) { ds = l.Involving(account) })
+	out := make([]Record, 0, len(ds))
+	for _, d := range ds {
+		b, err := s.Block(ctx, d.CID)
+		if err != nil {
+			return nil, fmt.Errorf("read block %s: %w", d.CID, err)
+		}
+		e, err := s.keys.Decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", d.CID, err)
+		}
+		out = append(out, Record{d.CID, e, d.Status, d.Reason})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Entry, out[j].Entry
+		if a.Timestamp != b.Timestamp {
+			return a.Timestamp < b.Timestamp
+		}
+		if a.Author != b.Author {
+			return a.Author.String() < b.Author.String()
+		}
+		return a.Seq < b.Seq
+	})
 	return out, nil
 }
 
@@ -288,11 +338,10 @@ func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte
 	if st != ledger.StatusAccepted {
 		return Result{CID: v.CID, Status: st, Reason: reason}, fmt.Errorf("%w: %s", ErrRefused, reason)
 	}
-	out := s.led.Add(v)
 	if err := s.persist(ctx, []*ledger.Verified{v}); err != nil {
 		return Result{CID: v.CID}, err
 	}
-	release([]*ledger.Verified{v})
+	out := s.led.Add(v)
 	return Result{CID: v.CID, Status: out.Status, Reason: out.Reason}, nil
 }
 
