@@ -8,6 +8,7 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"filippo.io/edwards25519"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -196,6 +198,23 @@ func (e *Entry) SigningBytes() ([]byte, error) {
 	return append([]byte(signDomain), b...), nil
 }
 
+// signingBytesOf returns e's signing bytes, cut from its canonical block
+// rather than encoded again: the signature (key 10, a 64-byte string) is
+// the block's last map pair, so the signing bytes are the block with that
+// pair removed and the map header counting one pair less.
+func signingBytesOf(block []byte, e *Entry) ([]byte, error) {
+	const sigPair = 3 + ed25519.SignatureSize // 0x0a 0x58 0x40 and the signature
+	n := len(block)
+	if n > sigPair && block[0] > 0xa0 && block[0] <= 0xb7 &&
+		bytes.Equal(block[n-sigPair:n-ed25519.SignatureSize], []byte{0x0a, 0x58, 0x40}) {
+		msg := make([]byte, 0, len(signDomain)+n-sigPair)
+		msg = append(msg, signDomain...)
+		msg = append(msg, block[0]-1)
+		return append(msg, block[1:n-sigPair]...), nil
+	}
+	return e.SigningBytes()
+}
+
 // Encode returns the canonical encoding of the signed entry: the block.
 func (e *Entry) Encode() ([]byte, error) {
 	return wire.enc.Marshal(e.toWire(true))
@@ -287,36 +306,84 @@ func decode(block []byte, keys *KeyCache) (*Entry, error) {
 	return e, nil
 }
 
-// KeyCache remembers public keys already checked to be valid DIDs, so a
-// ledger where the same few hundred members appear in every entry does not
-// decompress the same curve points again and again. It is safe for
-// concurrent use; the zero value is ready, and a nil *KeyCache caches nothing.
+// KeyCache remembers public keys already checked to be valid DIDs, with
+// their decompressed curve points, so a ledger where the same few hundred
+// members appear in every entry neither checks nor decompresses the same
+// keys again and again. It is safe for concurrent use; the zero value is
+// ready, and a nil *KeyCache caches nothing.
 type KeyCache struct {
-	m sync.Map // [32]byte -> did.DID
+	m sync.Map // [32]byte -> *cachedKey
 	n atomic.Int64
+}
+
+type cachedKey struct {
+	did    did.DID
+	minusA *edwards25519.Point // the negated public key point
 }
 
 // maxCachedKeys bounds a KeyCache; past it, keys are checked every time.
 const maxCachedKeys = 1 << 16
 
 func (k *KeyCache) did(b []byte) (did.DID, error) {
-	if len(b) != ed25519.PublicKeySize {
-		return did.DID{}, fmt.Errorf("key is %d bytes, want %d", len(b), ed25519.PublicKeySize)
+	ck, err := k.lookup(b)
+	if err != nil {
+		return did.DID{}, err
 	}
-	if k == nil {
-		return did.FromPublicKey(ed25519.PublicKey(b))
+	return ck.did, nil
+}
+
+func (k *KeyCache) lookup(b []byte) (*cachedKey, error) {
+	if len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("key is %d bytes, want %d", len(b), ed25519.PublicKeySize)
 	}
 	key := [ed25519.PublicKeySize]byte(b)
-	if d, ok := k.m.Load(key); ok {
-		return d.(did.DID), nil
+	if k != nil {
+		if ck, ok := k.m.Load(key); ok {
+			return ck.(*cachedKey), nil
+		}
 	}
 	d, err := did.FromPublicKey(ed25519.PublicKey(b))
-	if err == nil && k.n.Load() < maxCachedKeys {
-		if _, loaded := k.m.LoadOrStore(key, d); !loaded {
+	if err != nil {
+		return nil, err
+	}
+	a, err := new(edwards25519.Point).SetBytes(b)
+	if err != nil {
+		return nil, err // a valid DID is a valid point: unreachable
+	}
+	ck := &cachedKey{did: d, minusA: new(edwards25519.Point).Negate(a)}
+	if k != nil && k.n.Load() < maxCachedKeys {
+		if _, loaded := k.m.LoadOrStore(key, ck); !loaded {
 			k.n.Add(1)
 		}
 	}
-	return d, err
+	return ck, nil
+}
+
+// verifySignature is ed25519.Verify (RFC 8032 pure Ed25519, with the same
+// checks as crypto/ed25519: signature length, S canonical, the cofactorless
+// equation [S]B = R + [k]A, R compared by encoding) with the author's point
+// decompressed once per key instead of once per signature.
+func (k *KeyCache) verifySignature(author did.DID, msg, sig []byte) bool {
+	pub := author.PublicKey()
+	ck, err := k.lookup(pub)
+	if err != nil || len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
+		return false
+	}
+	h := sha512.New()
+	h.Write(sig[:32])
+	h.Write(pub)
+	h.Write(msg)
+	var digest [sha512.Size]byte
+	kS, err := edwards25519.NewScalar().SetUniformBytes(h.Sum(digest[:0]))
+	if err != nil {
+		return false
+	}
+	s, err := edwards25519.NewScalar().SetCanonicalBytes(sig[32:])
+	if err != nil {
+		return false
+	}
+	r := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(kS, ck.minusA, s)
+	return bytes.Equal(sig[:32], r.Bytes())
 }
 
 func cidFromBytes(b []byte) (cid.Cid, error) {
@@ -376,11 +443,11 @@ func verify(block []byte, want cid.Cid, keys *KeyCache) (*Verified, error) {
 	if err := e.checkStatic(); err != nil {
 		return nil, err
 	}
-	msg, err := e.SigningBytes()
+	msg, err := signingBytesOf(block, e)
 	if err != nil {
 		return nil, err
 	}
-	if !e.Author.Verify(msg, e.Signature) {
+	if !keys.verifySignature(e.Author, msg, e.Signature) {
 		return nil, ruleErr("bad signature: the entry is not signed by its author %s", e.Author)
 	}
 	return &Verified{Entry: e, CID: c, Block: block}, nil

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -52,9 +53,11 @@ type Store struct {
 	workers int
 	keys    ledger.KeyCache
 
-	mu   sync.Mutex // guards led and next
-	led  *ledger.Ledger
-	next uint64
+	mu       sync.Mutex // guards the fields below
+	led      *ledger.Ledger
+	next     uint64           // the next arrival number
+	stored   uint64           // blocks on disk
+	inflight map[cid.Cid]bool // blocks an Ingest is committing
 }
 
 // Open opens (or creates) the store in dir and rebuilds the ledger state.
@@ -80,7 +83,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
 	}
-	s := &Store{ds: d, workers: opts.Workers, led: ledger.New()}
+	s := &Store{ds: d, workers: opts.Workers, led: ledger.New(), inflight: map[cid.Cid]bool{}}
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
 	}
@@ -117,9 +120,15 @@ func (s *Store) load(ctx context.Context) error {
 		if got := ledger.BlockCID(block); !got.Equals(c) {
 			return fmt.Errorf("ledger block %s is corrupt: its bytes hash to %s", c, got)
 		}
-		e.Signature = nil // checked before it was stored; the block keeps it
 		s.led.Add(&ledger.Verified{Entry: e, CID: c})
-		s.next++
+		n, err := strconv.ParseUint(ds.RawKey(r.Key).BaseNamespace(), 16, 64)
+		if err != nil {
+			return fmt.Errorf("ledger order key %s: %w", r.Key, err)
+		}
+		// Numbers of batches that failed to commit are never used: the next
+		// number follows the highest, not the count.
+		s.next = max(s.next, n+1)
+		s.stored++
 	}
 	return nil
 }
@@ -140,36 +149,49 @@ type Result struct {
 
 // Ingest verifies blocks in parallel, stores the new ones in one synced
 // transaction, and only then applies them to the ledger and returns: the
-// in-memory state never runs ahead of the disk. want, when given, holds the
-// CID each block was requested under (cid.Undef if none).
+// in-memory state never runs ahead of the disk. Batches from concurrent
+// calls verify and commit side by side; only applying them to the ledger
+// takes turns. want, when given, holds the CID each block was requested
+// under (cid.Undef if none).
 func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]Result, error) {
 	verified := make([]*ledger.Verified, len(blocks))
 	results := make([]Result, len(blocks))
 	s.verifyAll(blocks, want, verified, results)
 
+	// Claim the new blocks and their arrival numbers.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var fresh []*ledger.Verified
-	inBatch := map[cid.Cid]bool{}
 	for i, v := range verified {
 		if v == nil {
 			continue
 		}
-		if s.led.Has(v.CID) || inBatch[v.CID] {
+		if s.led.Has(v.CID) || s.inflight[v.CID] {
 			results[i].Duplicate = true
 			continue
 		}
-		inBatch[v.CID] = true
+		s.inflight[v.CID] = true
 		fresh = append(fresh, v)
 	}
-	if err := s.persist(ctx, fresh); err != nil {
+	first := s.next
+	s.next += uint64(len(fresh))
+	s.mu.Unlock()
+
+	err := s.persist(ctx, fresh, first)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range fresh {
+		delete(s.inflight, v.CID)
+	}
+	if err != nil {
 		for i := range results {
-			if results[i].Err == nil {
+			if results[i].Err == nil && !results[i].Duplicate {
 				results[i] = Result{CID: results[i].CID, Err: err}
 			}
 		}
 		return results, err
 	}
+	s.stored += uint64(len(fresh))
 	for _, v := range fresh {
 		s.led.Add(v)
 	}
@@ -269,9 +291,9 @@ func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Ve
 	wg.Wait()
 }
 
-// persist writes blocks and their order in one transaction. The caller
-// holds s.mu, so order numbers are assigned in the order Add saw them.
-func (s *Store) persist(ctx context.Context, vs []*ledger.Verified) error {
+// persist writes blocks and their arrival numbers, from first on, in one
+// synced transaction (split in halves if Badger finds it too big).
+func (s *Store) persist(ctx context.Context, vs []*ledger.Verified, first uint64) error {
 	if len(vs) == 0 {
 		return nil
 	}
@@ -280,27 +302,24 @@ func (s *Store) persist(ctx context.Context, vs []*ledger.Verified) error {
 		return err
 	}
 	defer txn.Discard(ctx)
-	next := s.next
-	for _, v := range vs {
+	for i, v := range vs {
 		if err := txn.Put(ctx, blockKey(v.CID), v.Block); err != nil {
 			return fmt.Errorf("store block %s: %w", v.CID, err)
 		}
-		if err := txn.Put(ctx, orderKey(next), v.CID.Bytes()); err != nil {
+		if err := txn.Put(ctx, orderKey(first+uint64(i)), v.CID.Bytes()); err != nil {
 			return fmt.Errorf("store block order: %w", err)
 		}
-		next++
 	}
 	if err := txn.Commit(ctx); err != nil {
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			mid := len(vs) / 2
-			if err := s.persist(ctx, vs[:mid]); err != nil {
+			if err := s.persist(ctx, vs[:mid], first); err != nil {
 				return err
 			}
-			return s.persist(ctx, vs[mid:])
+			return s.persist(ctx, vs[mid:], first+uint64(mid))
 		}
 		return fmt.Errorf("commit ledger blocks: %w", err)
 	}
-	s.next = next
 	return nil
 }
 
@@ -338,9 +357,11 @@ func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte
 	if st != ledger.StatusAccepted {
 		return Result{CID: v.CID, Status: st, Reason: reason}, fmt.Errorf("%w: %s", ErrRefused, reason)
 	}
-	if err := s.persist(ctx, []*ledger.Verified{v}); err != nil {
+	if err := s.persist(ctx, []*ledger.Verified{v}, s.next); err != nil {
 		return Result{CID: v.CID}, err
 	}
+	s.next++
+	s.stored++
 	out := s.led.Add(v)
 	return Result{CID: v.CID, Status: out.Status, Reason: out.Reason}, nil
 }
@@ -349,5 +370,5 @@ func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte
 func (s *Store) Count() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.next
+	return s.stored
 }
