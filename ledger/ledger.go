@@ -323,6 +323,7 @@ func (l *Ledger) internCur(c CurrencyID) uint32 {
 	if i, ok := l.curIx[c]; ok {
 		return i
 	}
+	l.intern(c.Issuer) // a snapshot names the issuer by its index
 	i := uint32(len(l.curs))
 	l.curs = append(l.curs, c)
 	l.curIx[c] = i
