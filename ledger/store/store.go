@@ -12,15 +12,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sort"
-	"strconv"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
-	dsq "github.com/ipfs/go-datastore/query"
 	badger4 "github.com/ipfs/go-ds-badger4"
 
 	"github.com/intercooperative/icn/did"
@@ -45,6 +44,10 @@ type Options struct {
 	NoSync bool
 	// Workers verifies signatures in parallel; 0 means GOMAXPROCS.
 	Workers int
+	// SnapshotEvery is how many new entries trigger a snapshot of the
+	// ledger state (see snapshot.go); 0 means DefaultSnapshotEvery, and a
+	// negative value takes snapshots only on Close.
+	SnapshotEvery int
 }
 
 // Store is the durable ledger. It is safe for concurrent use.
@@ -53,11 +56,22 @@ type Store struct {
 	workers int
 	keys    ledger.KeyCache
 
+	snapEvery int
+	loaded    LoadInfo // set by Open
+
+	snapMu sync.Mutex // held while a snapshot is written
+
 	mu       sync.Mutex // guards the fields below
+	applied  *sync.Cond // signalled when inflight shrinks
 	led      *ledger.Ledger
 	next     uint64           // the next arrival number
 	stored   uint64           // blocks on disk
 	inflight map[cid.Cid]bool // blocks an Ingest is committing
+	// The snapshot in force: its generation and the first arrival number
+	// it does not cover; entries applied since.
+	snapGen, snapCovers uint64
+	sinceSnap           int
+	snapErr             error // the last periodic snapshot's failure
 }
 
 // Open opens (or creates) the store in dir and rebuilds the ledger state.
@@ -83,9 +97,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
 	}
-	s := &Store{ds: d, workers: opts.Workers, led: ledger.New(), inflight: map[cid.Cid]bool{}}
+	s := &Store{ds: d, workers: opts.Workers, snapEvery: opts.SnapshotEvery, led: ledger.New(), inflight: map[cid.Cid]bool{}}
+	s.applied = sync.NewCond(&s.mu)
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
+	}
+	switch {
+	case s.snapEvery == 0:
+		s.snapEvery = DefaultSnapshotEvery
+	case s.snapEvery < 0:
+		s.snapEvery = math.MaxInt
 	}
 	if err := s.load(ctx); err != nil {
 		d.Close()
@@ -94,47 +115,15 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// load replays the blocks in arrival order.
-func (s *Store) load(ctx context.Context) error {
-	res, err := s.ds.Query(ctx, dsq.Query{Prefix: orderPrefix.String(), Orders: []dsq.Order{dsq.OrderByKey{}}})
-	if err != nil {
-		return fmt.Errorf("read ledger order: %w", err)
+// Close writes a snapshot of the ledger state, so the next Open has
+// little to replay, and closes the datastore.
+func (s *Store) Close() error {
+	serr := s.Snapshot(context.Background())
+	if serr != nil {
+		serr = fmt.Errorf("ledger snapshot (the next start replays the blocks instead): %w", serr)
 	}
-	defer res.Close()
-	for r := range res.Next() {
-		if r.Error != nil {
-			return fmt.Errorf("read ledger order: %w", r.Error)
-		}
-		_, c, err := cid.CidFromBytes(r.Value)
-		if err != nil {
-			return fmt.Errorf("ledger order %s: %w", r.Key, err)
-		}
-		block, err := s.ds.Get(ctx, blockKey(c))
-		if err != nil {
-			return fmt.Errorf("ledger block %s: %w", c, err)
-		}
-		e, err := s.keys.Decode(block)
-		if err != nil {
-			return fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", c, err)
-		}
-		if got := ledger.BlockCID(block); !got.Equals(c) {
-			return fmt.Errorf("ledger block %s is corrupt: its bytes hash to %s", c, got)
-		}
-		s.led.Add(&ledger.Verified{Entry: e, CID: c})
-		n, err := strconv.ParseUint(ds.RawKey(r.Key).BaseNamespace(), 16, 64)
-		if err != nil {
-			return fmt.Errorf("ledger order key %s: %w", r.Key, err)
-		}
-		// Numbers of batches that failed to commit are never used: the next
-		// number follows the highest, not the count.
-		s.next = max(s.next, n+1)
-		s.stored++
-	}
-	return nil
+	return errors.Join(serr, s.ds.Close())
 }
-
-// Close closes the datastore.
-func (s *Store) Close() error { return s.ds.Close() }
 
 // Result is what became of one ingested block.
 type Result struct {
@@ -183,6 +172,7 @@ func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]
 	for _, v := range fresh {
 		delete(s.inflight, v.CID)
 	}
+	s.applied.Broadcast()
 	if err != nil {
 		for i := range results {
 			if results[i].Err == nil && !results[i].Duplicate {
@@ -200,7 +190,34 @@ func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]
 			results[i].Status, results[i].Reason = s.led.Status(v.CID)
 		}
 	}
+	s.sinceSnap += len(fresh)
+	if s.sinceSnap >= s.snapEvery {
+		s.mu.Unlock()
+		s.periodicSnapshot(ctx)
+		s.mu.Lock()
+	}
 	return results, nil
+}
+
+// periodicSnapshot writes a snapshot unless one is being written already.
+// A failure is kept for SnapshotErr, not returned: the blocks are safe, and
+// the next start replays more of them.
+func (s *Store) periodicSnapshot(ctx context.Context) {
+	if !s.snapMu.TryLock() {
+		return
+	}
+	defer s.snapMu.Unlock()
+	err := s.snapshot(ctx)
+	s.mu.Lock()
+	s.snapErr = err
+	s.mu.Unlock()
+}
+
+// SnapshotErr is the failure of the last periodic snapshot, if it failed.
+func (s *Store) SnapshotErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapErr
 }
 
 // Block reads a stored block.
@@ -362,6 +379,7 @@ func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte
 	}
 	s.next++
 	s.stored++
+	s.sinceSnap++
 	out := s.led.Add(v)
 	return Result{CID: v.CID, Status: out.Status, Reason: out.Reason}, nil
 }
