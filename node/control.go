@@ -202,21 +202,9 @@ func directionName(d network.Direction) string {
 // Disconnect closes every connection to a peer ID, or to every peer bound to a DID.
 func (n *Node) Disconnect(target string) (controlapi.DisconnectResponse, error) {
 	st := n.current()
-	var peers []peer.ID
-	if d, err := did.Parse(target); err == nil {
-		for _, p := range n.book.PeersOf(d) {
-			if st.h.Network().Connectedness(p) == network.Connected {
-				peers = append(peers, p)
-			}
-		}
-	} else if p, perr := peer.Decode(target); perr == nil {
-		if st.h.Network().Connectedness(p) == network.Connected {
-			peers = append(peers, p)
-		}
-	} else {
-		return controlapi.DisconnectResponse{}, badRequest(
-			fmt.Sprintf("%q is neither a peer ID nor a DID (%v)", target, err),
-			"give a peer ID (12D3Koo…) or a DID (did:icn:z…); `icnctl network peers` lists both")
+	peers, err := n.connectedPeersOf(st, target)
+	if err != nil {
+		return controlapi.DisconnectResponse{}, err
 	}
 	if len(peers) == 0 {
 		return controlapi.DisconnectResponse{}, &controlapi.Error{Status: http.StatusNotFound,
@@ -230,6 +218,29 @@ func (n *Node) Disconnect(target string) (controlapi.DisconnectResponse, error) 
 		res.Disconnected = append(res.Disconnected, p.String())
 	}
 	return res, nil
+}
+
+// connectedPeersOf resolves target, a peer ID or a DID (every peer bound to
+// it), to the peers connected now; none is not an error, a target that is
+// neither a peer ID nor a DID is a 400.
+func (n *Node) connectedPeersOf(st *netStack, target string) ([]peer.ID, error) {
+	var peers []peer.ID
+	if d, err := did.Parse(target); err == nil {
+		for _, p := range n.book.PeersOf(d) {
+			if st.h.Network().Connectedness(p) == network.Connected {
+				peers = append(peers, p)
+			}
+		}
+	} else if p, perr := peer.Decode(target); perr == nil {
+		if st.h.Network().Connectedness(p) == network.Connected {
+			peers = append(peers, p)
+		}
+	} else {
+		return nil, badRequest(
+			fmt.Sprintf("%q is neither a peer ID nor a DID (%v)", target, err),
+			"give a peer ID (12D3Koo…) or a DID (did:icn:z…); `icnctl network peers` lists both")
+	}
+	return peers, nil
 }
 
 // Rotate rotates the node key in the keystore and re-keys the running host.

@@ -57,6 +57,7 @@ func newGossip(deps stackDeps, st *netStack) (*gossip.Service, error) {
 		Memory:   deps.gossip.memory,
 		Metrics:  deps.gossip.metrics,
 		Log:      deps.log.With("component", "gossip"),
+		AppScore: deps.penalties.AppScore,
 	})
 }
 

@@ -65,6 +65,10 @@ type stackDeps struct {
 	// ledgerPub carries the CIDs of the node's own new entries to push.
 	ledgerPub chan cid.Cid
 	gossip    *gossipShared
+	// penalties records peers caught misbehaving outside GossipSub (bad
+	// ledger blocks served by sync); the gossip score reads it. It outlives
+	// rotations: the peers' IDs do not change when ours does.
+	penalties *gossip.Penalties
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -119,7 +123,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	st.services = append(st.services, stackService{"dht", st.dht})
-	st.sync = newLedgerSync(h, deps.ledger, deps.syncM, deps.log.With("component", "ledgersync"))
+	st.sync = newLedgerSync(h, deps.ledger, deps.syncM, deps.penalties, deps.log.With("component", "ledgersync"))
 	st.services = append(st.services, stackService{"ledgersync", st.sync})
 	if st.gossip, err = newGossip(deps, st); err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -27,8 +28,9 @@ const (
 	QuarantineUnhealthy = 1000
 )
 
-func openLedger(ctx context.Context, dataDir string) (*store.Store, error) {
+func openLedger(ctx context.Context, dataDir string, log *slog.Logger) (*store.Store, error) {
 	dir := filepath.Join(dataDir, DatastoreDir)
+	began := time.Now()
 	s, err := store.Open(ctx, dir, store.Options{})
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -36,6 +38,12 @@ func openLedger(ctx context.Context, dataDir string) (*store.Store, error) {
 		}
 		return nil, err
 	}
+	info := s.Loaded()
+	if info.SnapshotError != nil {
+		log.Warn("ledger snapshot not used; replaying every entry instead (nothing is lost)", "err", info.SnapshotError)
+	}
+	log.Info("ledger loaded", "entries", s.Count(), "from_snapshot", info.FromSnapshot, "replayed", info.Replayed,
+		"took", time.Since(began).Round(time.Millisecond))
 	return s, nil
 }
 

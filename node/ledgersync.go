@@ -30,11 +30,13 @@ type syncMetrics struct {
 	received    prometheus.Counter
 	rejected    prometheus.Counter
 	served      prometheus.Counter
-	lag         prometheus.Gauge
+	lag         *lagGauge
 	lastSuccess prometheus.Gauge
 }
 
 func newSyncMetrics(reg prometheus.Registerer) (*syncMetrics, error) {
+	lag := prometheus.NewGauge(prometheus.GaugeOpts{Name: "icn_ledger_sync_lag_entries",
+		Help: "Entries this node still has to receive from peers in the syncs running now: for each running sync, the entries the peer announced minus those received so far; the largest of these (concurrent syncs mostly fetch the same entries). 0 when no sync is running or the node is caught up."})
 	m := &syncMetrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "icn_ledger_sync_entries_received_total",
 			Help: "Ledger entries received from peers by sync that were new to this node."}),
@@ -42,12 +44,11 @@ func newSyncMetrics(reg prometheus.Registerer) (*syncMetrics, error) {
 			Help: "Ledger blocks from peers refused: malformed, truncated, bad signature, not hashing to their CID, or breaking a static rule."}),
 		served: prometheus.NewCounter(prometheus.CounterOpts{Name: "icn_ledger_sync_entries_served_total",
 			Help: "Ledger entries sent to peers that lacked them."}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "icn_ledger_sync_lag_entries",
-			Help: "New entries the most recent sync fetched: 0 when this node was caught up."}),
+		lag: newLagGauge(lag),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "icn_ledger_sync_last_success_timestamp_seconds",
 			Help: "Unix time of the last sync that completed."}),
 	}
-	for _, c := range []prometheus.Collector{m.received, m.rejected, m.served, m.lag, m.lastSuccess} {
+	for _, c := range []prometheus.Collector{m.received, m.rejected, m.served, lag, m.lastSuccess} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -55,10 +56,72 @@ func newSyncMetrics(reg prometheus.Registerer) (*syncMetrics, error) {
 	return m, nil
 }
 
+// lagGauge sets icn_ledger_sync_lag_entries to the largest remaining count
+// over the syncs in progress. Concurrent syncs with several peers mostly
+// fetch the same entries, so the largest is the better estimate of how far
+// behind the node is; a sum would count the same entries once per peer.
+type lagGauge struct {
+	g         prometheus.Gauge
+	mu        sync.Mutex
+	next      uint64
+	remaining map[uint64]int
+}
+
+func newLagGauge(g prometheus.Gauge) *lagGauge {
+	return &lagGauge{g: g, remaining: map[uint64]int{}}
+}
+
+// begin registers a sync; set its remaining count with set and remove it
+// with end.
+func (l *lagGauge) begin() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next++
+	l.remaining[l.next] = 0
+	return l.next
+}
+
+func (l *lagGauge) set(id uint64, remaining int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.remaining[id]; ok {
+		l.remaining[id] = remaining
+		l.updateLocked()
+	}
+}
+
+func (l *lagGauge) end(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.remaining, id)
+	l.updateLocked()
+}
+
+func (l *lagGauge) updateLocked() {
+	most := 0
+	for _, r := range l.remaining {
+		most = max(most, r)
+	}
+	l.g.Set(float64(most))
+}
+
+// Penalties charged to a peer over sync, in bad-block units (see
+// gossip.Penalties): each block that fails verification costs one; a
+// response that breaks the protocol (a wrong count, an oversize frame)
+// costs violationPenalty, as the stream ends there and then.
+const violationPenalty = 5
+
+// penalizer is what sync tells about peers that serve bad blocks
+// (*gossip.Penalties, which the gossip score reads).
+type penalizer interface {
+	Add(p peer.ID, units float64)
+}
+
 // storeLedger adapts the durable store to the sync protocol.
 type storeLedger struct {
 	s   *store.Store
 	m   *syncMetrics
+	pen penalizer
 	log *slog.Logger
 }
 
@@ -72,37 +135,55 @@ func (a storeLedger) MissingFrom(ctx context.Context, r map[did.DID]ledger.Autho
 	return a.s.MissingFrom(ctx, r, limit)
 }
 
-func (a storeLedger) Ingest(ctx context.Context, blocks [][]byte) (ledgersync.Stats, error) {
+// Ingest stores blocks from peer from, counts what it refused and charges
+// from for each refused block.
+func (a storeLedger) Ingest(ctx context.Context, from peer.ID, blocks [][]byte) (ledgersync.Stats, error) {
 	res, err := a.s.Ingest(ctx, blocks, nil)
 	st := ledgersync.Stats{Received: len(blocks)}
 	for _, r := range res {
 		switch {
-		case r.Err != nil:
+		// A block refused because the batch could not be stored (err) is
+		// this node's failure, not the peer's.
+		case r.Err != nil && (err == nil || !errors.Is(r.Err, err)):
 			st.Rejected++
-			a.log.Info("refused a ledger block from a peer", "cid", r.CID, "err", r.Err)
-		case !r.Duplicate:
+			a.log.Info("refused a ledger block from a peer", "peer", from, "cid", r.CID, "err", r.Err)
+		case r.Err == nil && !r.Duplicate:
 			st.New++
 		}
 	}
 	a.m.received.Add(float64(st.New))
 	a.m.rejected.Add(float64(st.Rejected))
+	if st.Rejected > 0 && a.pen != nil {
+		a.pen.Add(from, float64(st.Rejected))
+	}
 	return st, err
 }
 
 // ledgerSync pulls from peers: when one connects, when asked to (a peer
-// announced heads this node lacks), and every AntiEntropyInterval.
+// announced heads this node lacks, or an operator ran `icnctl ledger
+// sync`), and every AntiEntropyInterval. At most one pull per peer runs at a
+// time: a request for a peer already being pulled from joins that pull.
 type ledgerSync struct {
 	h    host.Host
 	svc  *ledgersync.Service
 	m    *syncMetrics
+	pen  penalizer
 	log  *slog.Logger
 	kick chan peer.ID
+	// want carries requests to start pulls (or join running ones) to Run,
+	// which owns every pull; stopped is closed when Run has returned.
+	want    chan syncWant
+	stopped chan struct{}
+
+	mu      sync.Mutex
+	running map[peer.ID]*syncRun
 }
 
-func newLedgerSync(h host.Host, s *store.Store, m *syncMetrics, log *slog.Logger) *ledgerSync {
-	adapter := storeLedger{s: s, m: m, log: log}
+func newLedgerSync(h host.Host, s *store.Store, m *syncMetrics, pen penalizer, log *slog.Logger) *ledgerSync {
+	adapter := storeLedger{s: s, m: m, pen: pen, log: log}
 	svc := ledgersync.New(h, adapter, log, ledgersync.Options{OnServe: func(n int) { m.served.Add(float64(n)) }})
-	return &ledgerSync{h: h, svc: svc, m: m, log: log, kick: make(chan peer.ID, 16)}
+	return &ledgerSync{h: h, svc: svc, m: m, pen: pen, log: log, kick: make(chan peer.ID, 16),
+		want: make(chan syncWant), stopped: make(chan struct{}), running: map[peer.ID]*syncRun{}}
 }
 
 // Kick asks for a sync with p soon; it never blocks.
@@ -120,8 +201,25 @@ func (ls *ledgerSync) supports(p peer.ID) bool {
 	return err == nil && len(protos) > 0
 }
 
+// syncWant asks Run to pull from peers now; reply gets one handle per peer.
+type syncWant struct {
+	peers []peer.ID
+	reply chan []watchedRun
+}
+
+// watchedRun is a pull someone asked for, and whether it was already
+// running (joined) or started for them.
+type watchedRun struct {
+	*syncRun
+	joined bool
+}
+
+// errSyncStopped means the stack is stopping (shutdown or key rotation).
+var errSyncStopped = errors.New("ledger sync is stopping")
+
 // Run syncs until ctx ends. At most one sync per peer runs at a time.
 func (ls *ledgerSync) Run(ctx context.Context) error {
+	defer close(ls.stopped)
 	sub, err := ls.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		return err
@@ -131,21 +229,24 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var mu sync.Mutex
-	running := map[peer.ID]bool{}
-	start := func(p peer.ID) {
-		mu.Lock()
-		defer mu.Unlock()
-		if running[p] || ctx.Err() != nil {
-			return
+	start := func(p peer.ID) watchedRun {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		if r := ls.running[p]; r != nil {
+			return watchedRun{r, true}
 		}
-		running[p] = true
+		r := newSyncRun(p)
+		ls.running[p] = r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { mu.Lock(); delete(running, p); mu.Unlock() }()
-			ls.syncWith(ctx, p)
+			st, err := ls.syncWith(ctx, p, r.progress)
+			ls.mu.Lock()
+			delete(ls.running, p)
+			ls.mu.Unlock()
+			r.finish(st, err)
 		}()
+		return watchedRun{r, false}
 	}
 	for {
 		select {
@@ -161,6 +262,12 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 			}
 		case p := <-ls.kick:
 			start(p)
+		case w := <-ls.want:
+			runs := make([]watchedRun, len(w.peers))
+			for i, p := range w.peers {
+				runs[i] = start(p)
+			}
+			w.reply <- runs
 		case <-tick.C:
 			var cands []peer.ID
 			for _, p := range ls.h.Network().Peers() {
@@ -175,21 +282,151 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 	}
 }
 
-func (ls *ledgerSync) syncWith(ctx context.Context, p peer.ID) {
+// errNotConnected ends a pull from a peer that is gone.
+var errNotConnected = errors.New("not connected")
+
+func (ls *ledgerSync) syncWith(ctx context.Context, p peer.ID, progress func(received, announced int)) (ledgersync.Stats, error) {
 	if ls.h.Network().Connectedness(p) != network.Connected {
-		return
+		return ledgersync.Stats{}, errNotConnected
 	}
 	began := time.Now()
-	st, err := ls.svc.Sync(ctx, p, nil)
+	lag := ls.m.lag.begin()
+	defer ls.m.lag.end(lag)
+	st, err := ls.svc.Sync(ctx, p, func(received, announced int) {
+		ls.m.lag.set(lag, announced-received)
+		progress(received, announced)
+	})
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+		if errors.Is(err, ledgersync.ErrViolation) {
+			ls.log.Warn("a peer broke the ledger sync protocol", "peer", p, "err", err)
+			if ls.pen != nil {
+				ls.pen.Add(p, violationPenalty)
+			}
+		} else if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			ls.log.Info("ledger sync with a peer failed", "peer", p, "err", err, "received", st.Received)
 		}
-		return
+		return st, err
 	}
-	ls.m.lag.Set(float64(st.New))
 	ls.m.lastSuccess.SetToCurrentTime()
 	if st.New > 0 || st.Rejected > 0 {
 		ls.log.Info("ledger synced", "peer", p, "new", st.New, "rejected", st.Rejected, "took", time.Since(began).Round(time.Millisecond))
+	}
+	return st, nil
+}
+
+// pullNow starts a pull from each peer, or joins the one already running,
+// and returns them to watch. It fails if Run is not running or stops.
+func (ls *ledgerSync) pullNow(ctx context.Context, peers []peer.ID) ([]watchedRun, error) {
+	w := syncWant{peers: peers, reply: make(chan []watchedRun, 1)}
+	select {
+	case ls.want <- w:
+		return <-w.reply, nil
+	case <-ls.stopped:
+		return nil, errSyncStopped
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// syncRun is one pull from one peer, which callers other than its starter
+// may watch.
+type syncRun struct {
+	peer peer.ID
+	mu   sync.Mutex
+	// received and announced as last reported by the protocol.
+	received, announced int
+	finished            bool
+	stats               ledgersync.Stats
+	err                 error
+	// watchers are poked (never blocking) on every change.
+	watchers map[chan struct{}]struct{}
+}
+
+func newSyncRun(p peer.ID) *syncRun {
+	return &syncRun{peer: p, watchers: map[chan struct{}]struct{}{}}
+}
+
+func (r *syncRun) progress(received, announced int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.received, r.announced = received, announced
+	r.pokeLocked()
+}
+
+func (r *syncRun) finish(st ledgersync.Stats, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finished, r.stats, r.err = true, st, err
+	r.received, r.announced = st.Received, st.Announced
+	r.pokeLocked()
+}
+
+func (r *syncRun) pokeLocked() {
+	for ch := range r.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *syncRun) watch(ch chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watchers[ch] = struct{}{}
+}
+
+func (r *syncRun) unwatch(ch chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.watchers, ch)
+}
+
+// runState is a snapshot of a syncRun.
+type runState struct {
+	received, announced int
+	finished            bool
+	stats               ledgersync.Stats
+	err                 error
+}
+
+func (r *syncRun) state() runState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return runState{r.received, r.announced, r.finished, r.stats, r.err}
+}
+
+// waitRuns waits until every run has finished, calling progress with the
+// entries received and announced summed over the runs whenever one
+// changes. If ctx ends first, it returns ctx's error; the runs go on.
+func waitRuns(ctx context.Context, runs []watchedRun, progress func(received, announced int)) ([]runState, error) {
+	poke := make(chan struct{}, 1)
+	for _, r := range runs {
+		r.watch(poke)
+		defer r.unwatch(poke)
+	}
+	var lastR, lastA = -1, -1
+	for {
+		states := make([]runState, len(runs))
+		done := true
+		var received, announced int
+		for i, r := range runs {
+			states[i] = r.state()
+			done = done && states[i].finished
+			received += states[i].received
+			announced += states[i].announced
+		}
+		if progress != nil && announced > 0 && (received != lastR || announced != lastA) {
+			lastR, lastA = received, announced
+			progress(received, announced)
+		}
+		if done {
+			return states, nil
+		}
+		select {
+		case <-poke:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }

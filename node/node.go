@@ -30,6 +30,7 @@ import (
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
 )
 
@@ -132,12 +133,13 @@ func New(opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip metrics: %w", err)
 	}
-	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs}
+	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs,
+		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
 
 	if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
 		return nil, err
 	}
-	if n.ledger, err = openLedger(context.Background(), cfg.DataDir); err != nil {
+	if n.ledger, err = openLedger(context.Background(), cfg.DataDir, log); err != nil {
 		return nil, err
 	}
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {

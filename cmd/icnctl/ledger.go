@@ -22,7 +22,7 @@ func (a *app) ledgerCmd() *cobra.Command {
 	currency.AddCommand(a.currencyCreateCmd(), a.currencyListCmd())
 	quarantine := group("quarantine", "Entries the ledger holds aside, with the reason")
 	quarantine.AddCommand(a.quarantineListCmd())
-	cmd.AddCommand(currency, a.payCmd(), a.balanceCmd(), a.historyCmd(), a.headCmd(), a.verifyCmd(), quarantine)
+	cmd.AddCommand(currency, a.payCmd(), a.balanceCmd(), a.historyCmd(), a.headCmd(), a.verifyCmd(), a.syncCmd(), quarantine)
 	return cmd
 }
 
@@ -267,6 +267,89 @@ func (a *app) verifyCmd() *cobra.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// syncTimeout bounds `ledger sync`; icnd bounds each pull to 10 minutes.
+const syncTimeout = 15 * time.Minute
+
+func (a *app) syncCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sync [PEER]",
+		Short: "Pull missing ledger entries now, from every connected peer or from PEER (a DID or peer ID)",
+		Long: "sync asks icnd to pull, now, the entries its peers hold and it lacks (icnd also does this by itself\n" +
+			"when a peer connects, when a peer announces a different state, and every 30 s). A pull already running\n" +
+			"from a peer is joined, not repeated. On a terminal it draws a progress line on stderr; at the end it\n" +
+			"prints, per peer, the entries received, new and rejected. Exit status 1 if no peer could be pulled from\n" +
+			"or a pull failed.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req controlapi.SyncRequest
+			if len(args) == 1 {
+				req.Peer = args[0]
+			}
+			progress := a.progress("syncing")
+			rep, err := call(a, cmd.Context(), syncTimeout, func(c *controlapi.Client, ctx context.Context) (controlapi.SyncReport, error) {
+				return c.Sync(ctx, req, progress)
+			})
+			a.progressDone()
+			if err != nil {
+				return err
+			}
+			if err := a.output(rep, func(w io.Writer) { printSyncReport(w, rep) }); err != nil {
+				return err
+			}
+			if rep.Failed > 0 {
+				return withHint(fmt.Errorf("the pull failed from %d of %d peers", rep.Failed, len(rep.Peers)),
+					"the error of each is above; `icnctl network peers` shows who is still connected")
+			}
+			return nil
+		},
+	}
+}
+
+func printSyncReport(w io.Writer, rep controlapi.SyncReport) {
+	notes := make([]string, len(rep.Peers))
+	anyNote := false
+	for i, p := range rep.Peers {
+		switch {
+		case p.Error != "":
+			notes[i] = "error: " + p.Error
+		case p.Joined:
+			notes[i] = "joined a pull already running"
+		}
+		anyNote = anyNote || notes[i] != ""
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(cells ...any) {
+		format := "%s\t%s\t%d\t%d\t%d\n"
+		if anyNote {
+			format = "%s\t%s\t%d\t%d\t%d\t%s\n"
+		} else {
+			cells = cells[:5]
+		}
+		fmt.Fprintf(tw, format, cells...)
+	}
+	if anyNote {
+		fmt.Fprintln(tw, "PEER ID\tDID\tRECEIVED\tNEW\tREJECTED\tNOTE")
+	} else {
+		fmt.Fprintln(tw, "PEER ID\tDID\tRECEIVED\tNEW\tREJECTED")
+	}
+	for i, p := range rep.Peers {
+		d := p.DID
+		if d == "" {
+			d = "(unknown)"
+		}
+		row(p.PeerID, short(d), p.Received, p.New, p.Rejected, notes[i])
+	}
+	peers := "peers"
+	if len(rep.Peers) == 1 {
+		peers = "peer"
+	}
+	row(fmt.Sprintf("total (%d %s)", len(rep.Peers), peers), "", rep.Received, rep.New, rep.Rejected, "")
+	tw.Flush()
+	if rep.Rejected > 0 {
+		fmt.Fprintf(w, "%d entries were rejected (malformed, badly signed or breaking a rule): the peers that sent them lose gossip score; icnd logs each one\n", rep.Rejected)
 	}
 }
 

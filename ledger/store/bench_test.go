@@ -32,6 +32,9 @@ func BenchmarkVerifyCeiling(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
 }
 
+// ingesters is how many batches sync ingests at once (protocols/ledgersync).
+const ingesters = 2
+
 // BenchmarkIngest measures entries verified, applied and durably stored per
 // second (synced commits of 256 entries), at two history sizes.
 func BenchmarkIngest(b *testing.B) {
@@ -47,11 +50,11 @@ func BenchmarkIngest(b *testing.B) {
 				s, err := Open(context.Background(), filepath.Join(b.TempDir(), "ds"), Options{})
 				require.NoError(b, err)
 				b.StartTimer()
-				// Two ingesters, as sync runs them: one verifies while the
-				// other applies and commits.
+				// As sync runs them: one batch verifies while another
+				// commits.
 				batches := make(chan [][]byte)
 				var wg sync.WaitGroup
-				for w := 0; w < 2; w++ {
+				for w := 0; w < ingesters; w++ {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
@@ -68,8 +71,8 @@ func BenchmarkIngest(b *testing.B) {
 						}
 					}()
 				}
-				for start := 0; start < len(blocks); start += 256 {
-					batches <- blocks[start:min(start+256, len(blocks))]
+				for start := 0; start < len(blocks); start += 512 {
+					batches <- blocks[start:min(start+512, len(blocks))]
 				}
 				close(batches)
 				wg.Wait()

@@ -309,11 +309,24 @@ func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Ve
 }
 
 // persist writes blocks and their arrival numbers, from first on, in one
-// synced transaction (split in halves if Badger finds it too big).
+// synced transaction, split in halves when Badger finds it too big for one
+// (at Put or at Commit).
 func (s *Store) persist(ctx context.Context, vs []*ledger.Verified, first uint64) error {
 	if len(vs) == 0 {
 		return nil
 	}
+	err := s.persistOnce(ctx, vs, first)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(vs) > 1 {
+		mid := len(vs) / 2
+		if err := s.persist(ctx, vs[:mid], first); err != nil {
+			return err
+		}
+		return s.persist(ctx, vs[mid:], first+uint64(mid))
+	}
+	return err
+}
+
+func (s *Store) persistOnce(ctx context.Context, vs []*ledger.Verified, first uint64) error {
 	txn, err := s.ds.NewTransaction(ctx, false)
 	if err != nil {
 		return err
@@ -328,13 +341,6 @@ func (s *Store) persist(ctx context.Context, vs []*ledger.Verified, first uint64
 		}
 	}
 	if err := txn.Commit(ctx); err != nil {
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			mid := len(vs) / 2
-			if err := s.persist(ctx, vs[:mid], first); err != nil {
-				return err
-			}
-			return s.persist(ctx, vs[mid:], first+uint64(mid))
-		}
 		return fmt.Errorf("commit ledger blocks: %w", err)
 	}
 	return nil

@@ -115,3 +115,17 @@ func TestAppendIngestReopen(t *testing.T) {
 	require.Equal(t, 6, rep.Accepted)
 	require.Positive(t, calls)
 }
+
+// A batch too big for one Badger transaction is split, not refused.
+func TestIngestBatchBeyondOneTransaction(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "ds"))
+	defer s.Close()
+	blocks := ledgertest.History(t, 4, 3000) // about 1 MB, over the 600 KB a transaction holds
+	res, err := s.Ingest(context.Background(), blocks, nil)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.NoError(t, r.Err)
+		require.Equal(t, ledger.StatusAccepted, r.Status)
+	}
+	require.Equal(t, uint64(3000), s.Count())
+}

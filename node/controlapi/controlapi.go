@@ -221,39 +221,14 @@ func (c *Client) Resolve(ctx context.Context, did string) (Resolution, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, route string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://icnd"+route, rd)
+	resp, err := c.send(ctx, method, route, body)
 	if err != nil {
 		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if isNotRunning(err) {
-			return &NotRunningError{Socket: c.socket, Err: err}
-		}
-		return fmt.Errorf("control socket %s: %w", c.socket, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("control socket %s: reading answer: %w", c.socket, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Message == "" {
-			e.Message = fmt.Sprintf("icnd answered %s", resp.Status)
-		}
-		return e
 	}
 	if out == nil {
 		return nil
@@ -262,6 +237,44 @@ func (c *Client) do(ctx context.Context, method, route string, body, out any) er
 		return fmt.Errorf("control socket %s: bad answer for %s: %w", c.socket, route, err)
 	}
 	return nil
+}
+
+// send makes one request and returns a 2xx answer for the caller to read
+// and close; a non-2xx answer becomes an *Error, nobody answering a
+// *NotRunningError.
+func (c *Client) send(ctx context.Context, method, route string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://icnd"+route, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNotRunning(err) {
+			return nil, &NotRunningError{Socket: c.socket, Err: err}
+		}
+		return nil, fmt.Errorf("control socket %s: %w", c.socket, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("icnd answered %s", resp.Status)
+		}
+		return nil, e
+	}
+	return resp, nil
 }
 
 func isNotRunning(err error) bool {

@@ -143,25 +143,9 @@ const maxEventLine = 2 << 20
 // GossipSubscribe opens a subscription stream; it returns once icnd has
 // subscribed. Cancel ctx or call Close to end it.
 func (c *Client) GossipSubscribe(ctx context.Context, topic string) (*GossipStream, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://icnd"+RouteGossipSubscribe+"?"+url.Values{"topic": {topic}}.Encode(), nil)
+	resp, err := c.send(ctx, http.MethodGet, RouteGossipSubscribe+"?"+url.Values{"topic": {topic}}.Encode(), nil)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if isNotRunning(err) {
-			return nil, &NotRunningError{Socket: c.socket, Err: err}
-		}
-		return nil, fmt.Errorf("control socket %s: %w", c.socket, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Message == "" {
-			e.Message = fmt.Sprintf("icnd answered %s", resp.Status)
-		}
-		return nil, e
 	}
 	s := &GossipStream{body: resp.Body, sc: bufio.NewScanner(resp.Body)}
 	s.sc.Buffer(make([]byte, 0, 64<<10), maxEventLine)

@@ -1,10 +1,7 @@
 package controlapi
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 )
@@ -19,6 +16,9 @@ const (
 	RouteLedgerHead       = "/v0/ledger/head"
 	RouteLedgerVerify     = "/v0/ledger/verify"
 	RouteLedgerQuarantine = "/v0/ledger/quarantine"
+	// RouteLedgerSync is POST SyncRequest: pull now. The answer is a
+	// progress stream of SyncEvents (see ProgressEvent).
+	RouteLedgerSync = "/v0/ledger/sync"
 )
 
 // CurrencyRequest is POST /v0/ledger/currency: the node's DID issues it.
@@ -104,13 +104,49 @@ type VerifyReport struct {
 	Problems    []string `json:"problems"`
 }
 
-// VerifyEvent is one line of the verify stream: progress, then the report.
-type VerifyEvent struct {
-	Done   int           `json:"done"`
-	Total  int           `json:"total"`
-	Report *VerifyReport `json:"report,omitempty"`
-	Error  string        `json:"error,omitempty"`
+// VerifyEvent is one line of the verify stream: entries checked of the
+// total, then the report.
+type VerifyEvent = ProgressEvent[VerifyReport]
+
+// SyncRequest is POST /v0/ledger/sync. Peer is a peer ID or a DID; empty
+// means every connected peer that serves ledger sync.
+type SyncRequest struct {
+	Peer string `json:"peer,omitempty"`
 }
+
+// SyncPeer is what a pull from one peer did.
+type SyncPeer struct {
+	PeerID string `json:"peer_id"`
+	DID    string `json:"did,omitempty"`
+	// Announced is how many entries the peer said this node lacked.
+	Announced int `json:"announced"`
+	// Received entries were received and checked; New were not known
+	// before; Rejected failed the checks (and cost the peer score).
+	Received int `json:"received"`
+	New      int `json:"new"`
+	Rejected int `json:"rejected"`
+	// Joined is true when a pull from this peer was already running (an
+	// automatic one) and this request waited for it instead of starting a
+	// second one.
+	Joined bool `json:"joined"`
+	// Error says why the pull failed; empty on success.
+	Error string `json:"error,omitempty"`
+}
+
+// SyncReport is the result of a ledger sync: one SyncPeer per peer, sorted
+// by peer ID, and the totals.
+type SyncReport struct {
+	Peers    []SyncPeer `json:"peers"`
+	Received int        `json:"received"`
+	New      int        `json:"new"`
+	Rejected int        `json:"rejected"`
+	// Failed counts the peers whose pull failed.
+	Failed int `json:"failed"`
+}
+
+// SyncEvent is one line of the sync stream: entries received of those the
+// peers announced (summed over the peers), then the report.
+type SyncEvent = ProgressEvent[SyncReport]
 
 // Quarantined is one entry of `ledger quarantine list`.
 type Quarantined struct {
@@ -176,42 +212,12 @@ func (c *Client) QuarantineList(ctx context.Context) ([]Quarantined, error) {
 // Verify runs a full verification, calling progress for each progress event,
 // and returns the report.
 func (c *Client) Verify(ctx context.Context, progress func(done, total int)) (VerifyReport, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://icnd"+RouteLedgerVerify, nil)
-	if err != nil {
-		return VerifyReport{}, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if isNotRunning(err) {
-			return VerifyReport{}, &NotRunningError{Socket: c.socket, Err: err}
-		}
-		return VerifyReport{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{Status: resp.StatusCode}
-		if json.NewDecoder(resp.Body).Decode(e) != nil || e.Message == "" {
-			e.Message = fmt.Sprintf("icnd answered %s", resp.Status)
-		}
-		return VerifyReport{}, e
-	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		var ev VerifyEvent
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return VerifyReport{}, fmt.Errorf("bad verify stream line: %w", err)
-		}
-		switch {
-		case ev.Error != "":
-			return VerifyReport{}, &Error{Status: http.StatusInternalServerError, Message: ev.Error}
-		case ev.Report != nil:
-			return *ev.Report, nil
-		case progress != nil:
-			progress(ev.Done, ev.Total)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return VerifyReport{}, err
-	}
-	return VerifyReport{}, fmt.Errorf("icnd ended the verify stream without a report")
+	return streamProgress[VerifyReport](ctx, c, RouteLedgerVerify, nil, progress)
+}
+
+// Sync pulls missing ledger entries now, from req.Peer or from every
+// connected peer, calling progress with the entries received so far and the
+// entries the peers announced, and returns the report.
+func (c *Client) Sync(ctx context.Context, req SyncRequest, progress func(received, announced int)) (SyncReport, error) {
+	return streamProgress[SyncReport](ctx, c, RouteLedgerSync, req, progress)
 }

@@ -165,6 +165,9 @@ type Deps struct {
 	Memory  *Memory
 	Metrics *Metrics
 	Log     *slog.Logger
+	// AppScore is the peer score's application-specific term (P5), for
+	// example (*Penalties).AppScore; nil means 0.
+	AppScore func(peer.ID) float64
 }
 
 // Message is an accepted envelope as delivered to subscribers. Subscribers
@@ -283,7 +286,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		pubsub.WithPeerExchange(false),
 		pubsub.WithFloodPublish(true),
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(topicFilter{prefix: prefix}, MaxTopics)),
-		pubsub.WithPeerScore(ScoreParams(), ScoreThresholds()),
+		pubsub.WithPeerScore(ScoreParams(deps.AppScore), ScoreThresholds()),
 		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(m map[peer.ID]float64) { s.scores.Store(&m) }), cfg.ScoreInspectInterval),
 		pubsub.WithRawTracer(s.mesh),
 		pubsub.WithLogger(log.With("component", "pubsub")),

@@ -40,13 +40,19 @@ func ScoreThresholds() *pubsub.PeerScoreThresholds {
 }
 
 // ScoreParams are the peer-wide score parameters. Per-topic parameters are
-// set on each topic when it is joined (TopicScoreParams).
-func ScoreParams() *pubsub.PeerScoreParams {
+// set on each topic when it is joined (TopicScoreParams). app is P5, the
+// application-specific score (for example (*Penalties).AppScore); nil means
+// 0 for every peer. GossipSub calls it under its score lock: it must be quick.
+func ScoreParams(app func(peer.ID) float64) *pubsub.PeerScoreParams {
+	if app == nil {
+		app = func(peer.ID) float64 { return 0 }
+	}
 	return &pubsub.PeerScoreParams{
 		Topics:        map[string]*pubsub.TopicScoreParams{},
 		TopicScoreCap: scoreTopicCap,
-		// P5, the application score, is the hook for the trust graph; 0 today.
-		AppSpecificScore:  func(peer.ID) float64 { return 0 },
+		// P5: what the node learnt of the peer outside GossipSub (bad ledger
+		// blocks served by sync, see Penalties); later also the trust graph.
+		AppSpecificScore:  app,
 		AppSpecificWeight: 1,
 		// P6: more than 10 peers behind one IP cost (n-10)² × 5. Cooperatives
 		// behind one NAT are common, so the threshold is generous; loopback

@@ -1,9 +1,25 @@
-// Package ledgersync implements /icn/ledgersync/1.0.0, the pull half of
-// ledger replication. The requester sends, per author, the highest seq it
-// holds and a digest of those entries; the responder streams back, in the
-// same round trip, every block the requester lacks. Sizes are bounded, both
-// sides run under deadlines and resource-manager scopes, and a stream that
-// breaks the rules is reset.
+// Package ledgersync implements /icn/ledgersync/2.0.0, the pull half of
+// ledger replication, in one round trip.
+//
+// The requester opens a stream and sends its summary: a uvarint author
+// count, then per author its 32-byte key, the highest seq it holds (8 bytes,
+// big-endian) and a 32-byte digest of those entries; then it closes its
+// write side. The responder answers with a uvarint N, the number of blocks
+// that follow (at most MaxEntriesPerResponse), then N frames (a uvarint
+// length and that many bytes, one block each, at most ledger.MaxEntrySize),
+// then an empty frame. Knowing N up front lets the requester report how far
+// behind it is while it ingests (Service.Sync's progress callback).
+//
+// Sizes are bounded, both sides run under deadlines and resource-manager
+// scopes, and a stream that breaks the rules is reset. A response that
+// announces more than MaxEntriesPerResponse blocks, sends more or fewer
+// frames than it announced, or sends an oversize frame is a protocol
+// violation: Sync returns an error wrapping ErrViolation, so the caller can
+// hold the responder to account. Blocks that arrive intact but do not verify
+// are counted in Stats.Rejected; the Ledger learns which peer sent them.
+//
+// Version 1.0.0 had no count; the two are not wire compatible, hence the
+// new major version.
 package ledgersync
 
 import (
@@ -28,7 +44,7 @@ import (
 )
 
 // ID is the protocol ID.
-const ID protocol.ID = "/icn/ledgersync/1.0.0"
+const ID protocol.ID = "/icn/ledgersync/2.0.0"
 
 // ServiceName is the resource-manager service scope.
 const ServiceName = "icn.ledgersync"
@@ -59,18 +75,27 @@ type Ledger interface {
 	Summary() map[did.DID]ledger.AuthorSummary
 	// MissingFrom returns the blocks a peer with this summary lacks.
 	MissingFrom(ctx context.Context, remote map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error)
-	// Ingest verifies and stores blocks received from a peer.
-	Ingest(ctx context.Context, blocks [][]byte) (Stats, error)
+	// Ingest verifies and stores blocks received from peer from. Blocks
+	// that fail verification count in Stats.Rejected: from served them.
+	Ingest(ctx context.Context, from peer.ID, blocks [][]byte) (Stats, error)
 }
 
 // Stats counts what one ingest or one sync did.
 type Stats struct {
-	Received int // blocks received
-	New      int // blocks not known before
-	Rejected int // blocks refused (malformed, bad signature, static rules)
+	// Announced is how many blocks the responder said it would send (set
+	// by Sync once the response header has arrived).
+	Announced int
+	Received  int // blocks received and ingested
+	New       int // blocks not known before
+	Rejected  int // blocks refused (malformed, bad signature, static rules)
 }
 
 func (s *Stats) add(o Stats) { s.Received += o.Received; s.New += o.New; s.Rejected += o.Rejected }
+
+// ErrViolation marks a response that broke the protocol: a count over the
+// limit, more or fewer frames than announced, an oversize frame. An honest
+// responder never sends one.
+var ErrViolation = errors.New("ledgersync protocol violation")
 
 // Service serves the protocol on a host and pulls from peers.
 type Service struct {
@@ -126,6 +151,13 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	w := bufio.NewWriterSize(st, 64<<10)
+	if len(blocks) > MaxEntriesPerResponse {
+		blocks = blocks[:MaxEntriesPerResponse]
+	}
+	if err := writeCount(w, len(blocks)); err != nil {
+		st.Reset()
+		return
+	}
 	for _, b := range blocks {
 		if err := writeFrame(w, b); err != nil {
 			st.Reset()
@@ -143,9 +175,12 @@ func (s *Service) handle(st network.Stream) {
 }
 
 // Sync pulls from p everything the local ledger lacks, ingesting as blocks
-// arrive, and reports what it got. progress, if set, is called after each
-// ingested batch with the running total.
-func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received int)) (Stats, error) {
+// arrive, and reports what it got. progress, if set, is called with
+// (received, announced): once with (0, announced) when the responder has
+// said how many blocks it will send, then after each ingested batch with the
+// running total. Calls never overlap. announced - received is how many
+// blocks this node still lacks from p at that moment.
+func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received, announced int)) (Stats, error) {
 	var total Stats
 	ctx, cancel := context.WithTimeout(ctx, ResponseTimeout)
 	defer cancel()
@@ -172,6 +207,15 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received in
 	}
 	_ = st.CloseWrite()
 	r := bufio.NewReaderSize(st, 64<<10)
+	announced, err := readCount(r)
+	if err != nil {
+		st.Reset()
+		return total, fmt.Errorf("read the response header from %s: %w", p, err)
+	}
+	total.Announced = announced
+	if progress != nil {
+		progress(0, announced)
+	}
 
 	// Two ingesters: one verifies a batch while the other applies and
 	// commits the previous one.
@@ -184,14 +228,14 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received in
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				got, err := s.led.Ingest(ctx, b)
+				got, err := s.led.Ingest(ctx, p, b)
 				mu.Lock()
 				total.add(got)
 				if err != nil && ingestErr == nil {
 					ingestErr = err
 				}
 				if progress != nil {
-					progress(total.Received) // under mu: never concurrently
+					progress(total.Received, announced) // under mu: never concurrently
 				}
 				mu.Unlock()
 			}
@@ -210,14 +254,18 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received in
 		b, err := readFrame(r, ledger.MaxEntrySize)
 		if err != nil {
 			st.Reset()
-			return finish(fmt.Errorf("read from %s after %d blocks: %w", p, n, err))
+			return finish(fmt.Errorf("read from %s after %d of %d blocks: %w", p, n, announced, err))
 		}
 		if b == nil {
+			if n < announced {
+				st.Reset()
+				return finish(fmt.Errorf("%w: %s ended its response after %d of the %d blocks it announced", ErrViolation, p, n, announced))
+			}
 			break
 		}
-		if n >= MaxEntriesPerResponse {
+		if n >= announced {
 			st.Reset()
-			return finish(fmt.Errorf("%s sent more than %d blocks", p, MaxEntriesPerResponse))
+			return finish(fmt.Errorf("%w: %s sent more than the %d blocks it announced", ErrViolation, p, announced))
 		}
 		batch = append(batch, b)
 		if len(batch) == BatchSize {
@@ -230,6 +278,23 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received in
 		batches <- batch
 	}
 	return finish(nil)
+}
+
+// writeCount writes the response header: the number of blocks that follow.
+func writeCount(w io.Writer, n int) error {
+	_, err := w.Write(binary.AppendUvarint(nil, uint64(n)))
+	return err
+}
+
+func readCount(r *bufio.Reader) (int, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, err
+	}
+	if n > MaxEntriesPerResponse {
+		return 0, fmt.Errorf("%w: announced %d blocks, at most %d", ErrViolation, n, MaxEntriesPerResponse)
+	}
+	return int(n), nil
 }
 
 // writeSummary: uvarint count, then per author key(32) top(8) digest(32).
@@ -283,7 +348,7 @@ func writeFrame(w io.Writer, b []byte) error {
 	return err
 }
 
-var errFrameTooBig = errors.New("frame exceeds the limit")
+var errFrameTooBig = fmt.Errorf("%w: frame exceeds the limit", ErrViolation)
 
 func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)

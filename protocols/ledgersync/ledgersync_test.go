@@ -23,10 +23,25 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// memLedger adapts an in-memory ledger to the protocol.
+// memLedger adapts an in-memory ledger to the protocol; it keeps the
+// blocks, which the ledger does not.
 type memLedger struct {
-	mu sync.Mutex
-	l  *ledger.Ledger
+	mu     sync.Mutex
+	l      *ledger.Ledger
+	blocks map[cid.Cid][]byte
+	from   map[peer.ID]int // blocks received per sending peer
+}
+
+func newMemLedger() *memLedger {
+	return &memLedger{l: ledger.New(), blocks: map[cid.Cid][]byte{}, from: map[peer.ID]int{}}
+}
+
+func (m *memLedger) add(t *testing.T, b []byte) ledger.Outcome {
+	t.Helper()
+	v, err := ledger.Verify(b, cid.Undef)
+	require.NoError(t, err)
+	m.blocks[v.CID] = b
+	return m.l.Add(v)
 }
 
 func (m *memLedger) Summary() map[did.DID]ledger.AuthorSummary {
@@ -38,12 +53,17 @@ func (m *memLedger) Summary() map[did.DID]ledger.AuthorSummary {
 func (m *memLedger) MissingFrom(_ context.Context, r map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.l.MissingFrom(r, limit), nil
+	var out [][]byte
+	for _, c := range m.l.MissingCIDs(r, limit) {
+		out = append(out, m.blocks[c])
+	}
+	return out, nil
 }
 
-func (m *memLedger) Ingest(_ context.Context, blocks [][]byte) (Stats, error) {
+func (m *memLedger) Ingest(_ context.Context, from peer.ID, blocks [][]byte) (Stats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.from[from] += len(blocks)
 	st := Stats{Received: len(blocks)}
 	for _, b := range blocks {
 		v, err := ledger.Verify(b, cid.Undef)
@@ -51,6 +71,7 @@ func (m *memLedger) Ingest(_ context.Context, blocks [][]byte) (Stats, error) {
 			st.Rejected++
 			continue
 		}
+		m.blocks[v.CID] = b
 		if !m.l.Add(v).Duplicate {
 			st.New++
 		}
@@ -72,79 +93,173 @@ func connect(t *testing.T, a, b host.Host) {
 }
 
 // history is a ledger holding n accepted entries.
-func history(t *testing.T, n int) *ledger.Ledger {
+func history(t *testing.T, n int) *memLedger {
 	t.Helper()
-	l := ledger.New()
+	m := newMemLedger()
 	for _, b := range ledgertest.History(t, 4, n) {
-		v, err := ledger.Verify(b, cid.Undef)
-		require.NoError(t, err)
-		require.Equal(t, ledger.StatusAccepted, l.Add(v).Status)
+		require.Equal(t, ledger.StatusAccepted, m.add(t, b).Status)
 	}
-	return l
+	return m
 }
 
 func TestCatchUpInOneRoundTrip(t *testing.T) {
-	full := &memLedger{l: history(t, 3000)}
-	empty := &memLedger{l: ledger.New()}
+	full := history(t, 3000)
+	empty := newMemLedger()
 	ha, hb := newHost(t), newHost(t)
 	New(ha, full, quiet, Options{})
 	b := New(hb, empty, quiet, Options{})
 	connect(t, hb, ha)
-	var calls int
-	st, err := b.Sync(context.Background(), ha.ID(), func(int) { calls++ })
+	type call struct{ received, announced int }
+	var calls []call
+	st, err := b.Sync(context.Background(), ha.ID(), func(received, announced int) {
+		calls = append(calls, call{received, announced})
+	})
 	require.NoError(t, err)
-	require.Equal(t, 3000, st.Received)
-	require.Equal(t, 3000, st.New)
-	require.Zero(t, st.Rejected)
+	require.Equal(t, Stats{Announced: 3000, Received: 3000, New: 3000}, st)
 	require.Equal(t, full.l.StateHash(), empty.l.StateHash())
-	require.Positive(t, calls)
-	// Nothing more to fetch.
-	st, err = b.Sync(context.Background(), ha.ID(), nil)
+	require.Equal(t, 3000, empty.from[ha.ID()], "Ingest is told which peer sent the blocks")
+	// First the header (nothing received yet), then one call per batch,
+	// ending with everything.
+	require.Greater(t, len(calls), 2)
+	require.Equal(t, call{0, 3000}, calls[0])
+	require.Equal(t, call{3000, 3000}, calls[len(calls)-1])
+	for i := 1; i < len(calls); i++ {
+		require.Equal(t, 3000, calls[i].announced)
+		require.Greater(t, calls[i].received, calls[i-1].received)
+	}
+	// Nothing more to fetch: the responder announces 0.
+	calls = nil
+	st, err = b.Sync(context.Background(), ha.ID(), func(received, announced int) {
+		calls = append(calls, call{received, announced})
+	})
 	require.NoError(t, err)
 	require.Zero(t, st.Received)
+	require.Equal(t, []call{{0, 0}}, calls)
 }
 
-// A peer that streams garbage, a block that is too big, or never ends the
-// response: the requester counts, stops and resets; nothing bad is stored.
-func TestHostileResponder(t *testing.T) {
+// serveRaw replaces h's ledgersync handler with one that reads the request
+// and writes whatever write writes.
+func serveRaw(h host.Host, write func(w *bufio.Writer)) {
+	h.SetStreamHandler(ID, func(s network.Stream) {
+		_, _ = readSummary(bufio.NewReader(s))
+		w := bufio.NewWriter(s)
+		write(w)
+		_ = w.Flush()
+		s.Close()
+	})
+}
+
+// The requester knows how far behind it is as soon as the header arrives,
+// before any block: progress reports (0, announced) while the responder
+// has not sent anything else.
+func TestProgressKnowsTheLagBeforeTheBlocks(t *testing.T) {
+	blocks := ledgertest.History(t, 2, 40)
 	ha, hb := newHost(t), newHost(t)
-	mine := &memLedger{l: ledger.New()}
+	mine := newMemLedger()
 	b := New(hb, mine, quiet, Options{})
 	connect(t, hb, ha)
-	serve := func(write func(w *bufio.Writer)) {
-		ha.SetStreamHandler(ID, func(s network.Stream) {
-			_, _ = readSummary(bufio.NewReader(s))
-			w := bufio.NewWriter(s)
-			write(w)
-			_ = w.Flush()
-			s.Close()
+	release := make(chan struct{})
+	ha.SetStreamHandler(ID, func(s network.Stream) {
+		_, _ = readSummary(bufio.NewReader(s))
+		w := bufio.NewWriter(s)
+		_ = writeCount(w, len(blocks))
+		_ = w.Flush()
+		<-release
+		for _, blk := range blocks {
+			_ = writeFrame(w, blk)
+		}
+		_ = writeFrame(w, nil)
+		_ = w.Flush()
+		s.Close()
+	})
+	header := make(chan [2]int, 1)
+	var mu sync.Mutex
+	var last [2]int
+	done := make(chan struct{})
+	var st Stats
+	var err error
+	go func() {
+		defer close(done)
+		st, err = b.Sync(context.Background(), ha.ID(), func(received, announced int) {
+			mu.Lock()
+			last = [2]int{received, announced}
+			mu.Unlock()
+			select {
+			case header <- [2]int{received, announced}:
+			default:
+			}
 		})
-	}
-	serve(func(w *bufio.Writer) {
+	}()
+	require.Equal(t, [2]int{0, len(blocks)}, <-header, "the lag is known before any block arrives")
+	close(release)
+	<-done
+	require.NoError(t, err)
+	require.Equal(t, len(blocks), st.New)
+	mu.Lock()
+	require.Equal(t, [2]int{len(blocks), len(blocks)}, last)
+	mu.Unlock()
+}
+
+// A peer that streams garbage, a block that is too big, lies about the
+// count or never ends the response: the requester counts, stops and resets;
+// nothing bad is stored, and the lies are protocol violations.
+func TestHostileResponder(t *testing.T) {
+	ha, hb := newHost(t), newHost(t)
+	mine := newMemLedger()
+	b := New(hb, mine, quiet, Options{})
+	connect(t, hb, ha)
+	good := ledgertest.History(t, 2, 3)
+
+	serveRaw(ha, func(w *bufio.Writer) {
+		_ = writeCount(w, 1)
 		_ = writeFrame(w, []byte("not a block"))
 		_ = writeFrame(w, nil)
 	})
 	st, err := b.Sync(context.Background(), ha.ID(), nil)
-	require.NoError(t, err)
+	require.NoError(t, err, "bad blocks are counted, not a protocol error")
 	require.Equal(t, 1, st.Rejected)
 	require.Zero(t, st.New)
+	require.Equal(t, 1, mine.from[ha.ID()])
 
-	serve(func(w *bufio.Writer) {
-		_, _ = w.Write([]byte{0xff, 0xff, 0xff, 0x7f}) // a 256 MiB frame
-	})
-	_, err = b.Sync(context.Background(), ha.ID(), nil)
-	require.ErrorIs(t, err, errFrameTooBig)
+	for name, write := range map[string]func(w *bufio.Writer){
+		"oversize frame": func(w *bufio.Writer) {
+			_ = writeCount(w, 1)
+			_, _ = w.Write([]byte{0xff, 0xff, 0xff, 0x7f}) // a 256 MiB frame
+		},
+		"more frames than announced": func(w *bufio.Writer) {
+			_ = writeCount(w, 1)
+			for _, blk := range good {
+				_ = writeFrame(w, blk)
+			}
+			_ = writeFrame(w, nil)
+		},
+		"fewer frames than announced": func(w *bufio.Writer) {
+			_ = writeCount(w, 5)
+			_ = writeFrame(w, good[0])
+			_ = writeFrame(w, nil)
+		},
+		"count over the limit": func(w *bufio.Writer) {
+			_ = writeCount(w, MaxEntriesPerResponse+1)
+			_ = writeFrame(w, nil)
+		},
+	} {
+		serveRaw(ha, write)
+		_, err = b.Sync(context.Background(), ha.ID(), nil)
+		require.ErrorIs(t, err, ErrViolation, name)
+	}
 
-	serve(func(w *bufio.Writer) { _ = writeFrame(w, []byte("x")) }) // no end marker
+	serveRaw(ha, func(w *bufio.Writer) { _ = writeCount(w, 1); _ = writeFrame(w, []byte("x")) }) // no end marker
 	_, err = b.Sync(context.Background(), ha.ID(), nil)
 	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrViolation, "a stream that just ends is a network failure, not proof of a lie")
+
 	_, q, p := mine.l.Counts()
 	require.Zero(t, q+p)
 }
 
 func TestBadRequestIsReset(t *testing.T) {
 	ha, hb := newHost(t), newHost(t)
-	New(ha, &memLedger{l: history(t, 10)}, quiet, Options{})
+	New(ha, history(t, 10), quiet, Options{})
 	connect(t, hb, ha)
 	s, err := hb.NewStream(context.Background(), ha.ID(), ID)
 	require.NoError(t, err)
