@@ -36,7 +36,8 @@ func BenchmarkVerifyCeiling(b *testing.B) {
 const ingesters = 2
 
 // BenchmarkIngest measures entries verified, applied and durably stored per
-// second (synced commits of 256 entries), at two history sizes.
+// second (synced commits of 512 entries, the batch sync ingests), at two
+// history sizes.
 func BenchmarkIngest(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {

@@ -20,9 +20,9 @@ import (
 // re-evaluate every entry, the store also keeps a snapshot of the derived
 // state (ledger.MarshalBinary) that covers the blocks with arrival numbers
 // below some n, and on open restores it and replays only the blocks from n
-// on. A snapshot is written on Close and after every SnapshotEvery new
-// entries; a crash costs at most the replay of the blocks since the last
-// one. It lives in the datastore in chunks small enough to stay in Badger's
+// on. A snapshot is written on Close and after SnapshotEvery new entries
+// (or a quarter of the ledger, if more); a crash costs the replay of the
+// blocks since the last one. It lives in the datastore in chunks small enough to stay in Badger's
 // LSM tree (so an overwritten snapshot is compacted away rather than left
 // in the value log), under a generation number:
 //

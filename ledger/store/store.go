@@ -191,12 +191,20 @@ func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]
 		}
 	}
 	s.sinceSnap += len(fresh)
-	if s.sinceSnap >= s.snapEvery {
+	if s.snapshotDue() {
 		s.mu.Unlock()
 		s.periodicSnapshot(ctx)
 		s.mu.Lock()
 	}
 	return results, nil
+}
+
+// snapshotDue says whether enough entries came since the last snapshot:
+// SnapshotEvery, or a quarter of the ledger if that is more, so the
+// snapshots written stay proportional to the entries ingested however large
+// the ledger grows (a crash then replays at most that many). s.mu is held.
+func (s *Store) snapshotDue() bool {
+	return s.sinceSnap >= s.snapEvery && uint64(s.sinceSnap) >= s.stored/4
 }
 
 // periodicSnapshot writes a snapshot unless one is being written already.
