@@ -798,6 +798,20 @@ func (l *Ledger) StateHash() [32]byte {
 	return l.hash
 }
 
+// Holdings is a digest of the set of complete entries, quarantined ones
+// included: the XOR of sha256 over their CIDs. Two ledgers with equal state
+// hashes can still differ here, when one holds equivocation evidence (a
+// losing twin) the other lacks; comparing both tells a node to pull it.
+func (l *Ledger) Holdings() [32]byte {
+	var d [32]byte
+	for _, a := range l.authors {
+		for i := range d {
+			d[i] ^= a.digest[i]
+		}
+	}
+	return d
+}
+
 // Quarantined is one quarantined entry.
 type Quarantined struct {
 	CID    cid.Cid

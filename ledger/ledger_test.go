@@ -297,3 +297,21 @@ func TestKeyIndex(t *testing.T) {
 	require.False(t, ok)
 	require.LessOrEqual(t, 2*x.n, len(x.slots))
 }
+
+// Holdings tells apart ledgers with the same state but not the same
+// evidence: one that holds a losing twin and one that does not.
+func TestHoldingsSeesEvidenceTheStateHashDoesNot(t *testing.T) {
+	alice, bob, cur, def := fixture(t)
+	twinA := sign(t, alice, &Entry{Seq: 2, Prev: def.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 1)})
+	twinB := sign(t, alice, &Entry{Seq: 2, Prev: def.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, cur, 2)})
+	winner := twinA
+	if cidLess(twinB.CID, twinA.CID) {
+		winner = twinB
+	}
+	both := replay([]*Verified{def, twinA, twinB}, []int{0, 1, 2})
+	onlyWinner := replay([]*Verified{def, winner}, []int{0, 1})
+	require.Equal(t, both.StateHash(), onlyWinner.StateHash())
+	require.NotEqual(t, both.Holdings(), onlyWinner.Holdings())
+	other := replay([]*Verified{def, twinA, twinB}, []int{2, 0, 1})
+	require.Equal(t, both.Holdings(), other.Holdings())
+}

@@ -19,8 +19,10 @@ import (
 const (
 	// LedgerEntryType carries one ledger block.
 	LedgerEntryType = "icn/ledger-entry"
-	// LedgerStateType carries a node's 32-byte ledger state hash: a peer
-	// whose hash differs pulls from the announcer with ledgersync.
+	// LedgerStateType carries a node's ledger state hash and its holdings
+	// digest (32 bytes each, see ledger.Ledger.Holdings): a peer for which
+	// either differs pulls from the announcer with ledgersync. The second
+	// spreads equivocation evidence, which leaves state hashes equal.
 	LedgerStateType = "icn/ledger-state"
 )
 
@@ -32,10 +34,20 @@ const (
 )
 
 func checkStatePayload(p []byte) error {
-	if len(p) != 32 {
-		return fmt.Errorf("ledger state hash is %d bytes, want 32", len(p))
+	if len(p) != 64 {
+		return fmt.Errorf("ledger state announcement is %d bytes, want 64", len(p))
 	}
 	return nil
+}
+
+// stateAnnouncement is what a node announces: its state hash, then its
+// holdings digest.
+func stateAnnouncement(l *ledger.Ledger) [64]byte {
+	var out [64]byte
+	h, d := l.StateHash(), l.Holdings()
+	copy(out[:32], h[:])
+	copy(out[32:], d[:])
+	return out
 }
 
 // LedgerTopic is the gossip topic of a currency: ledger:<symbol>.
@@ -112,11 +124,11 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 	refresh()
 	tick := time.NewTicker(refreshInterval)
 	defer tick.Stop()
-	var announced [32]byte
+	var announced [64]byte
 	var lastAnnounce time.Time
 	announce := func(now time.Time) {
-		var h [32]byte
-		lg.store.Read(func(l *ledger.Ledger) { h = l.StateHash() })
+		var h [64]byte
+		lg.store.Read(func(l *ledger.Ledger) { h = stateAnnouncement(l) })
 		if now.Sub(lastAnnounce) < stateAnnounceMin || (h == announced && now.Sub(lastAnnounce) < stateAnnounceMax) {
 			return
 		}
@@ -177,8 +189,8 @@ func (lg *ledgerGossip) receive(ctx context.Context, sub *gossip.Subscription) {
 			continue
 		}
 		if m.Type == LedgerStateType {
-			var mine [32]byte
-			lg.store.Read(func(l *ledger.Ledger) { mine = l.StateHash() })
+			var mine [64]byte
+			lg.store.Read(func(l *ledger.Ledger) { mine = stateAnnouncement(l) })
 			if !bytes.Equal(mine[:], m.Payload) {
 				lg.sync.Kick(m.From)
 			}
