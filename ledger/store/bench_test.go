@@ -88,3 +88,46 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpen measures reopening a store of 100,000 entries: restoring
+// the snapshot and replaying nothing, against replaying every block (the
+// baseline, what Open does without a usable snapshot).
+func BenchmarkOpen(b *testing.B) {
+	const n = 100_000
+	ctx := context.Background()
+	dir := filepath.Join(b.TempDir(), "ds")
+	s, err := Open(ctx, dir, Options{NoSync: true})
+	require.NoError(b, err)
+	blocks := ledgertest.History(b, 16, n)
+	for i := 0; i < len(blocks); i += 1024 {
+		_, err := s.Ingest(ctx, blocks[i:min(i+1024, len(blocks))], nil)
+		require.NoError(b, err)
+	}
+	require.NoError(b, s.Close())
+	b.Run("snapshot", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s, err := Open(ctx, dir, Options{})
+			require.NoError(b, err)
+			b.StopTimer()
+			require.Equal(b, n, s.Loaded().FromSnapshot)
+			require.NoError(b, s.Close())
+			b.StartTimer()
+		}
+	})
+	b.Run("replay", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			s, err := Open(ctx, dir, Options{})
+			require.NoError(b, err)
+			require.NoError(b, s.ds.Delete(ctx, snapMeta))
+			require.NoError(b, s.ds.Close())
+			b.StartTimer()
+			s, err = Open(ctx, dir, Options{})
+			require.NoError(b, err)
+			b.StopTimer()
+			require.Equal(b, n, s.Loaded().Replayed)
+			require.NoError(b, s.Close()) // writes the snapshot again
+			b.StartTimer()
+		}
+	})
+}

@@ -89,6 +89,9 @@ type Limits struct {
 	MaxStreamsPerPeer     int `toml:"max_streams_per_peer"`
 	MaxMemoryPerPeerMB    int `toml:"max_memory_per_peer_mb"`
 	MaxConnectionsPerIP   int `toml:"max_connections_per_ip"`
+	// MemorySoftLimitMB is Go's soft memory limit for the whole daemon
+	// (runtime/debug.SetMemoryLimit); 0 means automatic (see node/memlimit.go).
+	MemorySoftLimitMB int `toml:"memory_soft_limit_mb"`
 }
 
 // Observability configures logs, metrics and health.
@@ -305,6 +308,7 @@ func (l Limits) validate() error {
 		"max_memory_mb": l.MaxMemoryMB, "max_fds": l.MaxFDs,
 		"max_connections_per_peer": l.MaxConnectionsPerPeer, "max_streams_per_peer": l.MaxStreamsPerPeer,
 		"max_memory_per_peer_mb": l.MaxMemoryPerPeerMB, "max_connections_per_ip": l.MaxConnectionsPerIP,
+		"memory_soft_limit_mb": l.MemorySoftLimitMB,
 	} {
 		if v < 0 {
 			return &Error{Key: "limits." + key, Reason: fmt.Sprintf("%d is negative (0 means the scaled default)", v)}
