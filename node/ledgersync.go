@@ -140,16 +140,25 @@ func (a storeLedger) MissingFrom(ctx context.Context, r map[did.DID]ledger.Autho
 func (a storeLedger) Ingest(ctx context.Context, from peer.ID, blocks [][]byte) (ledgersync.Stats, error) {
 	res, err := a.s.Ingest(ctx, blocks, nil)
 	st := ledgersync.Stats{Received: len(blocks)}
+	var first store.Result
 	for _, r := range res {
 		switch {
 		// A block refused because the batch could not be stored (err) is
 		// this node's failure, not the peer's.
 		case r.Err != nil && (err == nil || !errors.Is(r.Err, err)):
+			if st.Rejected == 0 {
+				first = r
+			}
 			st.Rejected++
-			a.log.Info("refused a ledger block from a peer", "peer", from, "cid", r.CID, "err", r.Err)
 		case r.Err == nil && !r.Duplicate:
 			st.New++
 		}
+	}
+	if st.Rejected > 0 {
+		// One line per batch, not per block: a hostile peer could send
+		// hundreds of thousands.
+		a.log.Info("refused ledger blocks from a peer", "peer", from, "refused", st.Rejected, "of", len(blocks),
+			"first_cid", first.CID, "first_err", first.Err)
 	}
 	a.m.received.Add(float64(st.New))
 	a.m.rejected.Add(float64(st.Rejected))
