@@ -3,9 +3,10 @@
 // go-ds-badger4), with its arrival order, written in one transaction per
 // batch so a crash never leaves half an entry, and acknowledged only once
 // that transaction is synced to disk. The ledger state (statuses, balances,
-// heads) is derived from the blocks by package ledger, in memory; Open
-// rebuilds it by replaying the blocks in arrival order, without re-checking
-// signatures that were checked before the blocks were written.
+// heads, indexes) is derived from the blocks by package ledger, in memory;
+// Open restores the last snapshot of it (snapshot.go) and replays, in
+// arrival order, only the blocks written after that snapshot, without
+// re-checking signatures that were checked before the blocks were written.
 package store
 
 import (
