@@ -184,15 +184,27 @@ type ledgerSync struct {
 	want    chan syncWant
 	stopped chan struct{}
 
+	// autoSlot staggers automatic pulls (see autoPullWait).
+	autoSlot chan struct{}
+
 	mu      sync.Mutex
 	running map[peer.ID]*syncRun
 }
+
+// autoPullWait is how long an automatic pull waits for another automatic
+// pull to finish before it starts anyway. A node that connects to several
+// peers at once would otherwise pull the same missing history from each of
+// them: waiting, the second pull sends a summary that already holds what
+// the first fetched and gets only the rest. The bound keeps a slow or
+// stalling peer from holding back pulls from the others for long. Pulls an
+// operator asks for (`icnctl ledger sync`) never wait.
+const autoPullWait = 20 * time.Second
 
 func newLedgerSync(h host.Host, s *store.Store, m *syncMetrics, pen penalizer, log *slog.Logger) *ledgerSync {
 	adapter := storeLedger{s: s, m: m, pen: pen, log: log}
 	svc := ledgersync.New(h, adapter, log, ledgersync.Options{OnServe: func(n int) { m.served.Add(float64(n)) }})
 	return &ledgerSync{h: h, svc: svc, m: m, pen: pen, log: log, kick: make(chan peer.ID, 16),
-		want: make(chan syncWant), stopped: make(chan struct{}), running: map[peer.ID]*syncRun{}}
+		want: make(chan syncWant), stopped: make(chan struct{}), autoSlot: make(chan struct{}, 1), running: map[peer.ID]*syncRun{}}
 }
 
 // Kick asks for a sync with p soon; it never blocks.
@@ -238,7 +250,7 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	start := func(p peer.ID) watchedRun {
+	start := func(p peer.ID, auto bool) watchedRun {
 		ls.mu.Lock()
 		defer ls.mu.Unlock()
 		if r := ls.running[p]; r != nil {
@@ -249,6 +261,9 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if auto {
+				defer ls.takeAutoSlot(ctx)()
+			}
 			st, err := ls.syncWith(ctx, p, r.progress)
 			ls.mu.Lock()
 			delete(ls.running, p)
@@ -267,14 +282,14 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 			}
 			e := ev.(event.EvtPeerIdentificationCompleted)
 			if slices.Contains(e.Protocols, ledgersync.ID) {
-				start(e.Peer)
+				start(e.Peer, true)
 			}
 		case p := <-ls.kick:
-			start(p)
+			start(p, true)
 		case w := <-ls.want:
 			runs := make([]watchedRun, len(w.peers))
 			for i, p := range w.peers {
-				runs[i] = start(p)
+				runs[i] = start(p, false)
 			}
 			w.reply <- runs
 		case <-tick.C:
@@ -285,7 +300,7 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 				}
 			}
 			if len(cands) > 0 {
-				start(cands[rand.IntN(len(cands))])
+				start(cands[rand.IntN(len(cands))], true)
 			}
 		}
 	}
@@ -293,6 +308,20 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 
 // errNotConnected ends a pull from a peer that is gone.
 var errNotConnected = errors.New("not connected")
+
+// takeAutoSlot waits until no other automatic pull runs, or autoPullWait
+// passes, or ctx ends, and returns what to call when the pull is over.
+func (ls *ledgerSync) takeAutoSlot(ctx context.Context) (release func()) {
+	t := time.NewTimer(autoPullWait)
+	defer t.Stop()
+	select {
+	case ls.autoSlot <- struct{}{}:
+		return func() { <-ls.autoSlot }
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return func() {}
+}
 
 func (ls *ledgerSync) syncWith(ctx context.Context, p peer.ID, progress func(received, announced int)) (ledgersync.Stats, error) {
 	if ls.h.Network().Connectedness(p) != network.Connected {

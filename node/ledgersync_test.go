@@ -279,3 +279,21 @@ func TestBadSyncBlocksLowerThePeerScore(t *testing.T) {
 	require.Less(t, s, float64(gossip.ScoreThresholds().GossipThreshold), "ten bad blocks are below the gossip threshold")
 	require.Zero(t, victim.LedgerHead().Accepted+victim.LedgerHead().Quarantined, "nothing of them was stored")
 }
+
+// A newcomer that connects to two peers holding the same history at once
+// pulls it from one of them, not from both: the second automatic pull waits
+// for the first and then asks only for what is still missing.
+func TestNewcomerPullsSharedHistoryOnce(t *testing.T) {
+	const n = 4000
+	sources := harness.Start(t, 2)
+	history := ledgertest.History(t, 4, n)
+	for _, s := range sources {
+		_, err := s.IngestLedgerBlocks(context.Background(), history)
+		require.NoError(t, err)
+	}
+	newcomer := harness.Start(t, 1, harness.Bootstrap(sources...))[0]
+	require.Eventually(t, func() bool { return newcomer.LedgerHead().Accepted == n }, 60*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return newcomer.Status().Peers >= 2 }, 30*time.Second, 50*time.Millisecond)
+	served := counter(t, sources[0], "icn_ledger_sync_entries_served_total") + counter(t, sources[1], "icn_ledger_sync_entries_served_total")
+	require.Less(t, served, 1.5*n, "the history was sent %.0f times over", served/n)
+}
