@@ -269,6 +269,16 @@ func TestMemoryRejoinsTopics(t *testing.T) {
 	require.NoError(t, n1.svc.Join("ledger:hours"))
 	_, err := n1.svc.Publish(context.Background(), chatTopic, TypeText, []byte("x"))
 	require.NoError(t, err)
+	// The publisher's own copy reaches the cache through its subscription,
+	// just after Publish returns.
+	require.Eventually(t, func() bool {
+		for _, ti := range n1.svc.Topics() {
+			if ti.Topic == chatTopic && ti.Cached == 1 {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond)
 	n1.stop()
 	require.NoError(t, id.Rotate(time.Now()))
 	n2 := newNodeWith(t, id, newHost(t, id.NodeKey), book, mem)
