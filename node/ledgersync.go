@@ -222,6 +222,17 @@ func (ls *ledgerSync) supports(p peer.ID) bool {
 	return err == nil && len(protos) > 0
 }
 
+// serving returns the peers of ps that speak ledger sync.
+func (ls *ledgerSync) serving(ps []peer.ID) []peer.ID {
+	var out []peer.ID
+	for _, p := range ps {
+		if ls.supports(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // syncWant asks Run to pull from peers now; reply gets one handle per peer.
 type syncWant struct {
 	peers []peer.ID
@@ -293,13 +304,7 @@ func (ls *ledgerSync) Run(ctx context.Context) error {
 			}
 			w.reply <- runs
 		case <-tick.C:
-			var cands []peer.ID
-			for _, p := range ls.h.Network().Peers() {
-				if ls.supports(p) {
-					cands = append(cands, p)
-				}
-			}
-			if len(cands) > 0 {
+			if cands := ls.serving(ls.h.Network().Peers()); len(cands) > 0 {
 				start(cands[rand.IntN(len(cands))], true)
 			}
 		}

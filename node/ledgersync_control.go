@@ -69,12 +69,7 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 			return nil, &controlapi.Error{Status: http.StatusServiceUnavailable,
 				Message: "no peers connected: there is nobody to sync the ledger from", Hint: dialHint}
 		}
-		var peers []peer.ID
-		for _, p := range connected {
-			if st.sync.supports(p) {
-				peers = append(peers, p)
-			}
-		}
+		peers := st.sync.serving(connected)
 		if len(peers) == 0 {
 			return nil, &controlapi.Error{Status: http.StatusServiceUnavailable,
 				Message: fmt.Sprintf("none of the %d connected peers serves ledger sync (%s)", len(connected), ledgersync.ID),
@@ -93,12 +88,7 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 		}
 		return nil, &controlapi.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("not connected to %s", target), Hint: hint}
 	}
-	var serving []peer.ID
-	for _, p := range peers {
-		if st.sync.supports(p) {
-			serving = append(serving, p)
-		}
-	}
+	serving := st.sync.serving(peers)
 	if len(serving) == 0 {
 		return nil, &controlapi.Error{Status: http.StatusConflict,
 			Message: fmt.Sprintf("%s does not serve ledger sync (%s)", target, ledgersync.ID),

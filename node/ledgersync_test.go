@@ -26,20 +26,6 @@ import (
 	"github.com/intercooperative/icn/protocols/ledgersync"
 )
 
-// gauge reads a gauge from a node's registry.
-func gauge(t *testing.T, n *harness.Node, name string) float64 {
-	t.Helper()
-	mfs, err := n.Registry.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
-}
-
 // rogueHost is a bare libp2p host standing in for a peer whose ledgersync
 // responses the test writes byte by byte.
 func rogueHost(t *testing.T) host.Host {
@@ -120,12 +106,12 @@ func TestSyncLagAndManualSyncJoinsARunningPull(t *testing.T) {
 			close(release)
 		}
 	})
-	require.Zero(t, gauge(t, victim, "icn_ledger_sync_lag_entries"))
+	require.Zero(t, metric(t, victim, "icn_ledger_sync_lag_entries"))
 	dialNode(t, rogue, victim)
 
 	// The victim syncs on its own once the rogue has identified; its lag
 	// is everything announced, since nothing has arrived yet.
-	require.Eventually(t, func() bool { return gauge(t, victim, "icn_ledger_sync_lag_entries") == float64(len(blocks)) },
+	require.Eventually(t, func() bool { return metric(t, victim, "icn_ledger_sync_lag_entries") == float64(len(blocks)) },
 		30*time.Second, 20*time.Millisecond, "the lag never showed the announced blocks")
 
 	// An operator asks for a sync with that peer now: it joins the pull.
@@ -161,7 +147,7 @@ func TestSyncLagAndManualSyncJoinsARunningPull(t *testing.T) {
 		Received: len(blocks), New: len(blocks),
 	}, r.rep)
 	require.Equal(t, [2]int{len(blocks), len(blocks)}, calls[len(calls)-1])
-	require.Zero(t, gauge(t, victim, "icn_ledger_sync_lag_entries"), "caught up: no lag")
+	require.Zero(t, metric(t, victim, "icn_ledger_sync_lag_entries"), "caught up: no lag")
 	require.Equal(t, len(blocks), victim.LedgerHead().Accepted)
 
 	// A second request starts a pull of its own, which finds nothing.
@@ -269,7 +255,7 @@ func TestBadSyncBlocksLowerThePeerScore(t *testing.T) {
 	})
 	dialNode(t, rogue, victim)
 
-	require.Eventually(t, func() bool { return counter(t, victim, "icn_ledger_sync_entries_rejected_total") == float64(len(bad)) },
+	require.Eventually(t, func() bool { return metric(t, victim, "icn_ledger_sync_entries_rejected_total") == float64(len(bad)) },
 		30*time.Second, 20*time.Millisecond, "the victim never refused the bad blocks")
 	require.Eventually(t, func() bool {
 		s, ok := victim.Gossip().PeerScore(rogue.ID())
@@ -294,6 +280,6 @@ func TestNewcomerPullsSharedHistoryOnce(t *testing.T) {
 	newcomer := harness.Start(t, 1, harness.Bootstrap(sources...))[0]
 	require.Eventually(t, func() bool { return newcomer.LedgerHead().Accepted == n }, 60*time.Second, 50*time.Millisecond)
 	require.Eventually(t, func() bool { return newcomer.Status().Peers >= 2 }, 30*time.Second, 50*time.Millisecond)
-	served := counter(t, sources[0], "icn_ledger_sync_entries_served_total") + counter(t, sources[1], "icn_ledger_sync_entries_served_total")
+	served := metric(t, sources[0], "icn_ledger_sync_entries_served_total") + metric(t, sources[1], "icn_ledger_sync_entries_served_total")
 	require.Less(t, served, 1.5*n, "the history was sent %.0f times over", served/n)
 }

@@ -31,7 +31,7 @@ func TestTwoNodesSeeEachOtherWithDIDs(t *testing.T) {
 
 	require.Equal(t, 1, a.Status().Peers)
 	require.Equal(t, 1, b.Status().Peers)
-	require.GreaterOrEqual(t, counter(t, a, "icn_network_connections_total"), 1.0)
+	require.GreaterOrEqual(t, metric(t, a, "icn_network_connections_total"), 1.0)
 }
 
 func TestControlSocketMatchesInProcessView(t *testing.T) {
@@ -143,13 +143,18 @@ func TestSecondNodeOnSameDataDirRefused(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func counter(t *testing.T, n *harness.Node, name string) float64 {
+// metric reads a counter or gauge (its first series) from a node's registry.
+func metric(t *testing.T, n *harness.Node, name string) float64 {
 	t.Helper()
 	mfs, err := n.Registry.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			m := mf.GetMetric()[0]
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
 		}
 	}
 	t.Fatalf("metric %s not registered", name)

@@ -165,13 +165,9 @@ func (s *Store) restore(ctx context.Context) (uint64, error) {
 		return 0, s.snapshotUnusable(err)
 	}
 	for _, c := range pending {
-		block, err := s.ds.Get(ctx, blockKey(c))
+		_, e, err := s.readEntry(ctx, c)
 		if err != nil {
-			return 0, fmt.Errorf("ledger block %s: %w", c, err)
-		}
-		e, err := s.keys.Decode(block)
-		if err != nil {
-			return 0, fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", c, err)
+			return 0, err
 		}
 		l.Add(&ledger.Verified{Entry: e, CID: c})
 	}
@@ -235,13 +231,9 @@ func (s *Store) replay(ctx context.Context, cidBytes []byte) error {
 	if err != nil {
 		return fmt.Errorf("ledger order entry: %w", err)
 	}
-	block, err := s.ds.Get(ctx, blockKey(c))
+	block, e, err := s.readEntry(ctx, c)
 	if err != nil {
-		return fmt.Errorf("ledger block %s: %w", c, err)
-	}
-	e, err := s.keys.Decode(block)
-	if err != nil {
-		return fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", c, err)
+		return err
 	}
 	if got := ledger.BlockCID(block); !got.Equals(c) {
 		return fmt.Errorf("ledger block %s is corrupt: its bytes hash to %s", c, got)

@@ -230,6 +230,20 @@ func (s *Store) SnapshotErr() error {
 	return s.snapErr
 }
 
+// readEntry reads a stored block and decodes it (its signature was checked
+// before it was stored).
+func (s *Store) readEntry(ctx context.Context, c cid.Cid) ([]byte, *ledger.Entry, error) {
+	block, err := s.Block(ctx, c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ledger block %s: %w", c, err)
+	}
+	e, err := s.keys.Decode(block)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", c, err)
+	}
+	return block, e, nil
+}
+
 // Block reads a stored block.
 func (s *Store) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return s.ds.Get(ctx, blockKey(c))
@@ -266,13 +280,9 @@ func (s *Store) History(ctx context.Context, account did.DID) ([]Record, error) 
 	s.Read(func(l *ledger.Ledger) { ds = l.Involving(account) })
 	out := make([]Record, 0, len(ds))
 	for _, d := range ds {
-		b, err := s.Block(ctx, d.CID)
+		_, e, err := s.readEntry(ctx, d.CID)
 		if err != nil {
-			return nil, fmt.Errorf("read block %s: %w", d.CID, err)
-		}
-		e, err := s.keys.Decode(b)
-		if err != nil {
-			return nil, fmt.Errorf("ledger block %s is corrupt: %w (run `icnctl ledger verify`)", d.CID, err)
+			return nil, err
 		}
 		out = append(out, Record{d.CID, e, d.Status, d.Reason})
 	}
