@@ -22,6 +22,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/ledger/internal/edverify"
 )
 
 // Limits on one entry.
@@ -309,20 +310,37 @@ func decode(block []byte, keys *KeyCache) (*Entry, error) {
 // KeyCache remembers public keys already checked to be valid DIDs, with
 // their decompressed curve points, so a ledger where the same few hundred
 // members appear in every entry neither checks nor decompresses the same
-// keys again and again. It is safe for concurrent use; the zero value is
+// keys again and again. The keys that sign more than once also get
+// precomputed tables that check their signatures about 2.5 times faster
+// (package edverify). It is safe for concurrent use; the zero value is
 // ready, and a nil *KeyCache caches nothing.
 type KeyCache struct {
-	m sync.Map // [32]byte -> *cachedKey
-	n atomic.Int64
+	m        sync.Map // [32]byte -> *cachedKey
+	n        atomic.Int64
+	prepared atomic.Int64 // keys with tables
+
+	verifierOnce sync.Once
+	verifier     *edverify.Verifier // the basepoint's tables, built on first use
 }
 
 type cachedKey struct {
 	did    did.DID
 	minusA *edwards25519.Point // the negated public key point
+	uses   atomic.Int32        // signatures checked
+	tables atomic.Pointer[edverify.Key]
 }
 
-// maxCachedKeys bounds a KeyCache; past it, keys are checked every time.
-const maxCachedKeys = 1 << 16
+const (
+	// maxCachedKeys bounds a KeyCache; past it, keys are checked every time.
+	maxCachedKeys = 1 << 16
+	// maxPreparedKeys bounds the keys with tables (about 7.5 KiB each);
+	// past it, signatures are checked the slower way.
+	maxPreparedKeys = 512
+	// prepareAfter is how many signatures a key must have before it gets
+	// tables, which cost about five signature checks to build: members
+	// who sign once are not worth it.
+	prepareAfter = 2
+)
 
 func (k *KeyCache) did(b []byte) (did.DID, error) {
 	ck, err := k.lookup(b)
@@ -352,21 +370,49 @@ func (k *KeyCache) lookup(b []byte) (*cachedKey, error) {
 	}
 	ck := &cachedKey{did: d, minusA: new(edwards25519.Point).Negate(a)}
 	if k != nil && k.n.Load() < maxCachedKeys {
-		if _, loaded := k.m.LoadOrStore(key, ck); !loaded {
-			k.n.Add(1)
+		if prev, loaded := k.m.LoadOrStore(key, ck); loaded {
+			return prev.(*cachedKey), nil
 		}
+		k.n.Add(1)
 	}
 	return ck, nil
+}
+
+// tables returns the key's tables, building them once it has signed
+// prepareAfter times, or nil.
+func (k *KeyCache) tables(ck *cachedKey, pub []byte) *edverify.Key {
+	if t := ck.tables.Load(); t != nil || k == nil {
+		return t
+	}
+	if ck.uses.Add(1) < prepareAfter || k.prepared.Load() >= maxPreparedKeys {
+		return nil
+	}
+	k.verifierOnce.Do(func() { k.verifier = edverify.NewVerifier() })
+	t, err := k.verifier.Prepare(pub)
+	if err != nil {
+		return nil // a valid DID is a valid point: unreachable
+	}
+	if ck.tables.CompareAndSwap(nil, t) {
+		k.prepared.Add(1)
+	}
+	return ck.tables.Load()
 }
 
 // verifySignature is ed25519.Verify (RFC 8032 pure Ed25519, with the same
 // checks as crypto/ed25519: signature length, S canonical, the cofactorless
 // equation [S]B = R + [k]A, R compared by encoding) with the author's point
-// decompressed once per key instead of once per signature.
+// decompressed once per key instead of once per signature, and with the
+// key's tables (package edverify) once it has them.
 func (k *KeyCache) verifySignature(author did.DID, msg, sig []byte) bool {
 	pub := author.PublicKey()
 	ck, err := k.lookup(pub)
-	if err != nil || len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
+	if err != nil {
+		return false
+	}
+	if t := k.tables(ck, pub); t != nil {
+		return k.verifier.Verify(t, msg, sig)
+	}
+	if len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
 		return false
 	}
 	h := sha512.New()
