@@ -9,29 +9,45 @@ import (
 	"time"
 )
 
-// Go's soft memory limit. Left alone, a Go daemon that has just had a burst
-// of allocations (Badger compacting after a bulk load, a large sync) keeps
-// the freed memory resident until the next collection, which an idle
-// daemon runs only every two minutes, and returns it to the system slowly
-// after that: a node holding 100,000 entries measured 240 MiB resident for
-// minutes after starting, with 30 MiB live. A soft limit a little above what
-// the node needs makes the collector run once the burst is over and the
-// runtime hand the memory back at once, without changing how often it
-// collects in normal running (the limit sits above GOGC's own target).
-// The limit follows the live heap every second: recomputed every 30 s, it
-// lagged behind a catch-up that grows the heap by tens of MiB in seconds,
-// and the collector ran without pause (100,000 entries synced at 21k/s
-// instead of 31k/s).
+// Go's soft memory limit, and handing memory back when idle.
+//
+// Left alone, a Go daemon that has just had a burst of allocations (Badger
+// compacting after a bulk load, a large sync) keeps the freed memory
+// resident: an idle daemon collects only every two minutes, and the runtime
+// keeps what it frees up to the heap goal, twice the live heap of the last
+// collection, which was taken while the burst was live. A node holding
+// 100,000 entries measured 240 MiB resident for minutes after starting,
+// with 30 MiB live.
+//
+// Two things bring it back:
+//   - A soft limit a little above what the node needs makes the collector
+//     run and the runtime return memory once a burst is over, without
+//     changing how often it collects in normal running (the limit sits
+//     above GOGC's own target). The limit follows the live heap every
+//     second: recomputed every 30 s, it lagged behind a catch-up that grows
+//     the heap by tens of MiB in seconds, and the collector ran without
+//     pause (100,000 entries synced at 21k/s instead of 31k/s).
+//   - Once the node has been quiet for a few seconds after a burst, or
+//     holds much more than it uses, it collects and returns the rest at once
+//     (debug.FreeOSMemory), at most once a minute: a collection of a heap
+//     of tens of MiB costs tens of milliseconds of CPU.
 const (
 	memoryLimitFloor    = 96 << 20
 	memoryLimitHeadroom = 32 << 20
 	memoryLimitEvery    = time.Second
+
+	// Quiet: allocating less than this per tick, for trimQuietTicks ticks.
+	trimQuietAlloc = 4 << 20
+	trimQuietTicks = 5
+	// Worth it: holding more than this above the live heap.
+	trimSlack = 16 << 20
+	trimEvery = time.Minute
 )
 
 // memoryLimiter sets the limit: fixed, from limits.memory_soft_limit_mb, or
-// automatic, max(floor, 2 × live heap + headroom), recomputed periodically
+// automatic, max(floor, 2 × live heap + headroom), recomputed every second
 // so it follows the ledger as it grows. GOMEMLIMIT in the environment wins
-// over both.
+// over both. In every case it trims an idle node's memory (trimmer).
 type memoryLimiter struct {
 	fixed int64 // bytes; 0 means automatic
 	log   *slog.Logger
@@ -42,35 +58,92 @@ func automaticLimit(live uint64) int64 {
 	return max(memoryLimitFloor, int64(2*live)+memoryLimitHeadroom)
 }
 
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+// memSample is what the limiter reads from the runtime each tick.
+type memSample struct {
+	live     uint64 // live heap after the last collection
+	allocs   uint64 // bytes allocated since the start, cumulative
+	retained uint64 // memory the runtime holds from the system
+}
+
+func readMem() memSample {
+	s := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
 	}
-	return s[0].Value.Uint64()
+	metrics.Read(s)
+	u := func(i int) uint64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[i].Value.Uint64()
+	}
+	return memSample{live: u(0), allocs: u(1), retained: u(2) - u(3)}
+}
+
+func liveHeap() uint64 { return readMem().live }
+
+// trimmer decides when to hand memory back: after trimQuietTicks quiet
+// ticks, at most every trimEvery, when a burst came before them or the node
+// holds more than trimSlack above its live heap. The burst matters because
+// the live heap the runtime reports is the one of the last collection,
+// which an idle node may have run in the middle of the burst: Badger's
+// compaction buffers looked live for two minutes after a start.
+type trimmer struct {
+	lastAllocs uint64
+	quiet      int
+	burst      bool // a busy tick since the last trim
+	lastTrim   time.Time
+}
+
+func (t *trimmer) due(s memSample, now time.Time) bool {
+	if s.allocs-t.lastAllocs >= trimQuietAlloc {
+		t.quiet, t.burst = 0, true
+	} else {
+		t.quiet++
+	}
+	t.lastAllocs = s.allocs
+	if t.quiet < trimQuietTicks || now.Sub(t.lastTrim) < trimEvery {
+		return false
+	}
+	if !t.burst && s.retained < s.live+trimSlack {
+		return false
+	}
+	t.lastTrim, t.burst = now, false
+	return true
 }
 
 // Run sets the limit and, when automatic, keeps it up to date until ctx
-// ends.
+// ends; it trims an idle node's memory in every case.
 func (m memoryLimiter) Run(ctx context.Context) error {
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		m.log.Info("memory soft limit from GOMEMLIMIT", "limit", v)
-		return nil
-	}
-	if m.fixed > 0 {
+	auto := false
+	switch {
+	case os.Getenv("GOMEMLIMIT") != "":
+		m.log.Info("memory soft limit from GOMEMLIMIT", "limit", os.Getenv("GOMEMLIMIT"))
+	case m.fixed > 0:
 		debug.SetMemoryLimit(m.fixed)
 		m.log.Info("memory soft limit", "mib", m.fixed>>20)
-		return nil
+	default:
+		auto = true
 	}
-	t := time.NewTicker(memoryLimitEvery)
-	defer t.Stop()
+	tick := time.NewTicker(memoryLimitEvery)
+	defer tick.Stop()
+	var trim trimmer // lastAllocs 0: starting up counts as a burst
 	for {
-		debug.SetMemoryLimit(automaticLimit(liveHeap()))
+		s := readMem()
+		if auto {
+			debug.SetMemoryLimit(automaticLimit(s.live))
+		}
+		if trim.due(s, time.Now()) {
+			debug.FreeOSMemory()
+			after := readMem()
+			m.log.Debug("idle: memory returned to the system", "held_mib", s.retained>>20, "now_mib", after.retained>>20, "live_mib", after.live>>20)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-tick.C:
 		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -24,12 +26,13 @@ func TestAutomaticMemoryLimit(t *testing.T) {
 func TestMemoryLimiterSetsTheLimit(t *testing.T) {
 	keepMemoryLimit(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// Fixed: set once.
-	require.NoError(t, memoryLimiter{fixed: 200 << 20, log: quiet}.Run(context.Background()))
-	require.Equal(t, int64(200<<20), debug.SetMemoryLimit(-1))
-	// Automatic: follows the live heap.
+	// A stopped context: Run sets the limit once and returns.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	// Fixed.
+	require.NoError(t, memoryLimiter{fixed: 200 << 20, log: quiet}.Run(ctx))
+	require.Equal(t, int64(200<<20), debug.SetMemoryLimit(-1))
+	// Automatic: follows the live heap.
 	before := automaticLimit(liveHeap())
 	require.NoError(t, memoryLimiter{log: quiet}.Run(ctx))
 	after := automaticLimit(liveHeap()) // a collection may have run meanwhile
@@ -37,6 +40,66 @@ func TestMemoryLimiterSetsTheLimit(t *testing.T) {
 	// GOMEMLIMIT wins: nothing is changed.
 	debug.SetMemoryLimit(300 << 20)
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	require.NoError(t, memoryLimiter{fixed: 200 << 20, log: quiet}.Run(context.Background()))
+	require.NoError(t, memoryLimiter{fixed: 200 << 20, log: quiet}.Run(ctx))
 	require.Equal(t, int64(300<<20), debug.SetMemoryLimit(-1))
+}
+
+// The trimmer hands memory back only after five quiet ticks, after a burst
+// or when the node holds well above its live heap, and at most once a
+// minute.
+func TestTrimmerWaitsForQuiet(t *testing.T) {
+	const mib = 1 << 20
+	now := time.Unix(1000, 0)
+	var tr trimmer
+	fat := memSample{live: 30 * mib, retained: 120 * mib}
+	lean := memSample{live: 30 * mib, retained: 40 * mib}
+	tick := func(alloc uint64, s memSample) bool {
+		now = now.Add(time.Second)
+		s.allocs = tr.lastAllocs + alloc
+		return tr.due(s, now)
+	}
+	quiet := func(n int, s memSample, why string) {
+		for i := 0; i < n; i++ {
+			require.False(t, tick(mib, s), "%s: quiet tick %d", why, i+1)
+		}
+	}
+	// No burst, little to gain: never.
+	quiet(100, lean, "lean and idle")
+	// Fat: after five quiet ticks; a busy one starts the count again.
+	require.False(t, tick(64*mib, fat), "a busy tick")
+	quiet(trimQuietTicks-2, fat, "fat")
+	require.False(t, tick(64*mib, fat), "another busy tick")
+	quiet(trimQuietTicks-1, fat, "fat, after the busy tick")
+	require.True(t, tick(0, fat), "fifth quiet tick")
+	// At most once a minute.
+	quiet(59, fat, "within a minute of the last trim")
+	require.True(t, tick(0, fat), "a minute later")
+	// A burst: the reported live heap may be stale, so even a node that
+	// looks lean is trimmed once it is quiet again.
+	now = now.Add(time.Hour)
+	require.False(t, tick(64*mib, lean), "the burst")
+	quiet(trimQuietTicks-1, lean, "after the burst")
+	require.True(t, tick(0, lean), "quiet after the burst")
+	quiet(100, lean, "lean and idle again")
+}
+
+// readMem reads what the runtime reports: freed memory shows as retained
+// above the live heap, and FreeOSMemory returns it.
+func TestReadMemSeesFreedMemory(t *testing.T) {
+	before := readMem()
+	junk := make([][]byte, 64)
+	for i := range junk {
+		junk[i] = make([]byte, 1<<20)
+		junk[i][0] = 1
+	}
+	s := readMem()
+	require.GreaterOrEqual(t, s.allocs-before.allocs, uint64(64<<20))
+	junk = nil
+	runtime.GC()
+	s = readMem()
+	require.Positive(t, s.live)
+	require.Greater(t, s.retained, s.live)
+	debug.FreeOSMemory()
+	require.Less(t, readMem().retained, s.retained, "FreeOSMemory hands memory back")
+	_ = junk
 }

@@ -32,20 +32,24 @@ func fillLedger(b *testing.B, dataDir string, n int) {
 	}
 }
 
-func vmRSS(b *testing.B, pid int) float64 {
+// vmRSS is a process's resident size in MiB.
+func vmRSS(b *testing.B, pid int) float64 { return procStatus(b, pid, "VmRSS") }
+
+// procStatus reads a size field (in kB) of /proc/PID/status, in MiB.
+func procStatus(b *testing.B, pid int, field string) float64 {
 	b.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	require.NoError(b, err)
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			require.NoError(b, err)
 			return float64(kb) / 1024
 		}
 	}
-	b.Fatal("no VmRSS")
+	b.Fatalf("no %s", field)
 	return 0
 }
 
@@ -78,6 +82,10 @@ func BenchmarkDaemonRSS(b *testing.B) {
 				settle := time.NewTimer(rssSettle)
 				<-settle.C
 				b.ReportMetric(vmRSS(b, d.cmd.Process.Pid), "settled-RSS-MiB")
+				// Of which: anonymous memory (the Go heap and runtime) and
+				// mapped files (Badger's tables and logs).
+				b.ReportMetric(procStatus(b, d.cmd.Process.Pid, "RssAnon"), "settled-anon-MiB")
+				b.ReportMetric(procStatus(b, d.cmd.Process.Pid, "RssFile"), "settled-file-MiB")
 				require.NoError(b, d.cmd.Process.Signal(os.Interrupt))
 				require.Equal(b, 0, d.wait(30*time.Second))
 			}
