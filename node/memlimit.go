@@ -27,19 +27,23 @@ import (
 //     second: recomputed every 30 s, it lagged behind a catch-up that grows
 //     the heap by tens of MiB in seconds, and the collector ran without
 //     pause (100,000 entries synced at 21k/s instead of 31k/s).
-//   - Once the node has been quiet for a few seconds after a burst, or
-//     holds much more than it uses, it collects and returns the rest at once
-//     (debug.FreeOSMemory), at most once a minute: a collection of a heap
-//     of tens of MiB costs tens of milliseconds of CPU.
+//   - Once the node has been quiet for a few seconds after a burst (and
+//     again half a minute later), or holds much more than it uses, it
+//     collects and returns the rest at once (debug.FreeOSMemory): a
+//     collection of a heap of tens of MiB costs tens of milliseconds of CPU.
 const (
 	memoryLimitFloor    = 96 << 20
 	memoryLimitHeadroom = 32 << 20
 	memoryLimitEvery    = time.Second
 
-	// Quiet: allocating less than this per tick, for trimQuietTicks ticks.
+	// Quiet: allocating less than this per tick.
 	trimQuietAlloc = 4 << 20
+	// After a burst, trim when quiet for this many ticks, and again for
+	// this many.
 	trimQuietTicks = 5
-	// Worth it: holding more than this above the live heap.
+	trimLateTicks  = 30
+	// Without a burst, trim when holding this much more than the live
+	// heap, at most this often.
 	trimSlack = 16 << 20
 	trimEvery = time.Minute
 )
@@ -84,16 +88,19 @@ func readMem() memSample {
 
 func liveHeap() uint64 { return readMem().live }
 
-// trimmer decides when to hand memory back: after trimQuietTicks quiet
-// ticks, at most every trimEvery, when a burst came before them or the node
-// holds more than trimSlack above its live heap. The burst matters because
-// the live heap the runtime reports is the one of the last collection,
-// which an idle node may have run in the middle of the burst: Badger's
-// compaction buffers looked live for two minutes after a start.
+// trimmer decides when to hand memory back. After a burst (a tick that
+// allocated trimQuietAlloc or more), twice: after trimQuietTicks quiet
+// ticks, and again after trimLateTicks, because Badger keeps the buffers of
+// its last compactions pooled and lets go of one every 2 s while it is
+// idle (up to eight, tens of MiB). The burst matters, not the numbers the
+// runtime reports, because the live heap it reports is the one of the last
+// collection, which an idle node may have run in the middle of the burst.
+// Without a burst: when quiet and holding more than trimSlack above the
+// live heap, at most every trimEvery.
 type trimmer struct {
 	lastAllocs uint64
-	quiet      int
-	burst      bool // a busy tick since the last trim
+	quiet      int  // quiet ticks in a row
+	burst      bool // a busy tick since the last late trim
 	lastTrim   time.Time
 }
 
@@ -104,13 +111,15 @@ func (t *trimmer) due(s memSample, now time.Time) bool {
 		t.quiet++
 	}
 	t.lastAllocs = s.allocs
-	if t.quiet < trimQuietTicks || now.Sub(t.lastTrim) < trimEvery {
+	switch {
+	case t.burst && t.quiet == trimQuietTicks:
+	case t.burst && t.quiet == trimLateTicks:
+		t.burst = false
+	case !t.burst && t.quiet >= trimQuietTicks && s.retained >= s.live+trimSlack && now.Sub(t.lastTrim) >= trimEvery:
+	default:
 		return false
 	}
-	if !t.burst && s.retained < s.live+trimSlack {
-		return false
-	}
-	t.lastTrim, t.burst = now, false
+	t.lastTrim = now
 	return true
 }
 

@@ -44,9 +44,9 @@ func TestMemoryLimiterSetsTheLimit(t *testing.T) {
 	require.Equal(t, int64(300<<20), debug.SetMemoryLimit(-1))
 }
 
-// The trimmer hands memory back only after five quiet ticks, after a burst
-// or when the node holds well above its live heap, and at most once a
-// minute.
+// The trimmer hands memory back after a burst, once quiet for five ticks
+// and again for thirty; without one, only when the node holds well above
+// its live heap, at most once a minute.
 func TestTrimmerWaitsForQuiet(t *testing.T) {
 	const mib = 1 << 20
 	now := time.Unix(1000, 0)
@@ -65,22 +65,22 @@ func TestTrimmerWaitsForQuiet(t *testing.T) {
 	}
 	// No burst, little to gain: never.
 	quiet(100, lean, "lean and idle")
-	// Fat: after five quiet ticks; a busy one starts the count again.
-	require.False(t, tick(64*mib, fat), "a busy tick")
-	quiet(trimQuietTicks-2, fat, "fat")
-	require.False(t, tick(64*mib, fat), "another busy tick")
-	quiet(trimQuietTicks-1, fat, "fat, after the busy tick")
-	require.True(t, tick(0, fat), "fifth quiet tick")
-	// At most once a minute.
-	quiet(59, fat, "within a minute of the last trim")
-	require.True(t, tick(0, fat), "a minute later")
-	// A burst: the reported live heap may be stale, so even a node that
-	// looks lean is trimmed once it is quiet again.
-	now = now.Add(time.Hour)
-	require.False(t, tick(64*mib, lean), "the burst")
-	quiet(trimQuietTicks-1, lean, "after the burst")
-	require.True(t, tick(0, lean), "quiet after the burst")
+
+	// A burst: trimmed when quiet for five ticks (a busy one starts the
+	// count again), then for thirty, then not again.
+	require.False(t, tick(64*mib, lean), "a busy tick")
+	quiet(trimQuietTicks-2, lean, "after the burst")
+	require.False(t, tick(64*mib, lean), "another busy tick")
+	quiet(trimQuietTicks-1, lean, "after the second busy tick")
+	require.True(t, tick(0, lean), "quiet for five ticks")
+	quiet(trimLateTicks-trimQuietTicks-1, lean, "between the two trims")
+	require.True(t, tick(0, lean), "quiet for thirty ticks")
 	quiet(100, lean, "lean and idle again")
+
+	// No burst but fat: trimmed, at most once a minute.
+	require.True(t, tick(0, fat), "fat")
+	quiet(int(trimEvery/time.Second)-1, fat, "soon after the last trim")
+	require.True(t, tick(0, fat), "a minute later")
 }
 
 // readMem reads what the runtime reports: freed memory shows as retained
