@@ -36,8 +36,35 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Rep
 		return rep, err
 	}
 	defer res.Close()
-	var blocks [][]byte
-	var want []cid.Cid
+	// Blocks are read, checked and replayed a chunk at a time, so verifying
+	// holds one chunk of blocks in memory, not the whole ledger.
+	const chunk = 1024
+	fresh := ledger.New()
+	blocks := make([][]byte, 0, chunk)
+	want := make([]cid.Cid, 0, chunk)
+	checked := 0
+	flush := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		verified := make([]*ledger.Verified, len(blocks))
+		results := make([]Result, len(blocks))
+		s.verifyAll(blocks, want, verified, results)
+		for i, v := range verified {
+			if v == nil {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("block %s: %v", want[i], results[i].Err))
+				continue
+			}
+			fresh.Add(v)
+		}
+		checked += len(blocks)
+		rep.Blocks = checked
+		if progress != nil {
+			progress(checked, total)
+		}
+		blocks, want = blocks[:0], want[:0]
+		return nil
+	}
 	for r := range res.Next() {
 		if r.Error != nil {
 			return rep, r.Error
@@ -53,28 +80,14 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Rep
 			continue
 		}
 		blocks, want = append(blocks, b), append(want, c)
-	}
-	fresh := ledger.New()
-	const chunk = 1024
-	for start := 0; start < len(blocks); start += chunk {
-		if err := ctx.Err(); err != nil {
-			return rep, err
-		}
-		end := min(start+chunk, len(blocks))
-		verified := make([]*ledger.Verified, end-start)
-		results := make([]Result, end-start)
-		s.verifyAll(blocks[start:end], want[start:end], verified, results)
-		for i, v := range verified {
-			if v == nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("block %s: %v", want[start+i], results[i].Err))
-				continue
+		if len(blocks) == chunk {
+			if err := flush(); err != nil {
+				return rep, err
 			}
-			fresh.Add(v)
 		}
-		rep.Blocks = end
-		if progress != nil {
-			progress(end, total)
-		}
+	}
+	if err := flush(); err != nil {
+		return rep, err
 	}
 	rep.Accepted, rep.Quarantined, rep.Pending = fresh.Counts()
 	h := fresh.StateHash()
