@@ -94,8 +94,8 @@ func NewVerifier() *Verifier {
 	return v
 }
 
-// Prepare decompresses a public key and computes its tables (about ten
-// signature checks' worth of work). It fails for a 32-byte string that is
+// Prepare decompresses a public key and computes its tables (about five
+// crypto/ed25519 checks' worth of work). It fails for a 32-byte string that is
 // not a point, as crypto/ed25519.Verify refuses every signature by such a
 // key.
 func (v *Verifier) Prepare(pub []byte) (*Key, error) {
