@@ -26,8 +26,9 @@ type gossipShared struct {
 	metrics *gossip.Metrics
 }
 
-// gossipConfig maps the [network], [rate_limiting] and [gossip] tables.
-func gossipConfig(cfg config.Config) gossip.Config {
+// gossipConfig maps the [network], [rate_limiting] and [gossip] tables;
+// checkEntry validates ledger entries pushed on currency topics.
+func gossipConfig(cfg config.Config, checkEntry gossip.PayloadCheck) gossip.Config {
 	return gossip.Config{
 		NetworkID:        cfg.Network.NetworkID,
 		MaxMessageSize:   cfg.Gossip.MaxMessageSize,
@@ -36,16 +37,16 @@ func gossipConfig(cfg config.Config) gossip.Config {
 		AnnounceInterval: cfg.Gossip.AnnounceInterval.Duration,
 		RateLimit:        cfg.RateLimiting.MessagesPerSecond,
 		RateBurst:        cfg.RateLimiting.Burst,
-		Types:            map[string]gossip.PayloadCheck{LedgerEntryType: checkLedgerPayload, LedgerStateType: checkStatePayload},
+		Types:            map[string]gossip.PayloadCheck{LedgerEntryType: checkEntry, LedgerStateType: checkStatePayload},
 	}
 }
 
-func newGossipShared(cfg config.Config, reg prometheus.Registerer, net *netMetrics) (*gossipShared, error) {
+func newGossipShared(cfg config.Config, reg prometheus.Registerer, net *netMetrics, checkEntry gossip.PayloadCheck) (*gossipShared, error) {
 	m, err := gossip.NewMetrics(reg, net.messagesReceived, net.messagesRateLimits)
 	if err != nil {
 		return nil, err
 	}
-	gc := gossipConfig(cfg)
+	gc := gossipConfig(cfg, checkEntry)
 	return &gossipShared{cfg: gc, memory: gossip.NewMemory(gc), metrics: m}, nil
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/intercooperative/icn/ledger"
 
 	"github.com/intercooperative/icn/internal/harness"
+	"github.com/intercooperative/icn/internal/ledgertest"
+	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/controlapi"
 )
 
@@ -167,3 +169,19 @@ func TestEquivocationAcrossThreeNodes(t *testing.T) {
 }
 
 func bytesLess(a, b cid.Cid) bool { return string(a.Bytes()) < string(b.Bytes()) }
+
+// Gossip validation refuses pushed ledger blocks that are not valid entries
+// (checked with the ledger store's keys) and lets valid ones through.
+func TestGossipChecksLedgerEntries(t *testing.T) {
+	n := harness.Start(t, 1)[0]
+	ctx := context.Background()
+	blocks := ledgertest.History(t, 2, 3)
+	_, err := n.Gossip().Publish(ctx, node.LedgerTopic("T"), node.LedgerEntryType, blocks[0])
+	require.NoError(t, err)
+	bad := append([]byte(nil), blocks[1]...)
+	bad[len(bad)-1] ^= 1 // the signature's last byte
+	_, err = n.Gossip().Publish(ctx, node.LedgerTopic("T"), node.LedgerEntryType, bad)
+	require.ErrorContains(t, err, "signature")
+	_, err = n.Gossip().Publish(ctx, node.LedgerTopic("T"), node.LedgerEntryType, []byte("not a block"))
+	require.Error(t, err)
+}

@@ -58,13 +58,6 @@ func LedgerTopic(symbol string) string { return "ledger:" + symbol }
 // never be a currency symbol.
 const LedgerStateTopic = "ledger:*"
 
-// checkLedgerPayload rejects, at gossip validation, payloads that are not
-// valid ledger blocks, so their senders' scores drop.
-func checkLedgerPayload(p []byte) error {
-	_, err := ledger.Verify(p, cid.Undef)
-	return err
-}
-
 // ledgerGossip pushes the node's own entries on their currency topics and
 // ingests the entries others push. What push misses (a node offline, a
 // dropped message), sync catches: an entry whose parents are unknown kicks a

@@ -129,19 +129,20 @@ func New(opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	gs, err := newGossipShared(cfg, reg, metrics)
-	if err != nil {
-		return nil, fmt.Errorf("gossip metrics: %w", err)
-	}
-	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs,
-		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
-
 	if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
 		return nil, err
 	}
 	if n.ledger, err = openLedger(context.Background(), cfg.DataDir, log); err != nil {
 		return nil, err
 	}
+	// Gossip validation refuses blocks that are not valid entries, so their
+	// senders' scores drop; it checks them with the store's key cache.
+	gs, err := newGossipShared(cfg, reg, metrics, n.ledger.Check)
+	if err != nil {
+		return nil, fmt.Errorf("gossip metrics: %w", err)
+	}
+	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs,
+		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
 	}

@@ -391,6 +391,14 @@ func (s *Store) persistOnce(ctx context.Context, vs []*ledger.Verified, first ui
 	return nil
 }
 
+// Check verifies a block on its own (decoding, signature, static rules)
+// with the store's key cache, and stores nothing: for checks made before a
+// block is offered to Ingest, such as gossip validation.
+func (s *Store) Check(block []byte) error {
+	_, err := s.keys.Verify(block, cid.Undef)
+	return err
+}
+
 // Read runs fn with the ledger state under the store's lock. fn must not
 // keep the ledger beyond the call.
 func (s *Store) Read(fn func(l *ledger.Ledger)) {
