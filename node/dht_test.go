@@ -120,6 +120,9 @@ func TestNodeReconnectsWhenCutOffFromDHT(t *testing.T) {
 	seed := harness.Start(t, 1)[0]
 	n := harness.Start(t, 1, harness.Bootstrap(seed))[0]
 	require.Eventually(t, func() bool { return n.Status().DHTRoutingTable > 0 }, 30*time.Second, 50*time.Millisecond)
+	// The routing table can fill before the identity exchange binds the
+	// seed's DID; disconnecting by DID needs the binding.
+	harness.WaitPeer(t, n, seed)
 	_, err := n.Disconnect(seed.Identity.DID.String())
 	require.NoError(t, err)
 	// Both are now cut off; whichever watchdog fires first redials the other.

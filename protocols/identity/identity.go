@@ -197,8 +197,10 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID) (did.Binding, error) {
 	return bd, nil
 }
 
-// Run fetches the binding of every newly connected peer until ctx ends, and
-// closes connections to peers whose binding does not verify.
+// Run fetches the binding of every connected peer, those connected before
+// it started included, until ctx ends, retrying a failed fetch while the
+// peer stays connected, and closes connections to peers whose binding does
+// not verify.
 func (s *Service) Run(ctx context.Context) error {
 	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
@@ -208,6 +210,27 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, maxConcurrentFetches)
+	start := func(p peer.ID) bool {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.check(ctx, p)
+		}()
+		return true
+	}
+	// Peers connected before the subscription (a node dials its bootstrap
+	// peers as it starts) sent their event before anyone listened.
+	for _, p := range s.h.Network().Peers() {
+		if !start(p) {
+			return nil
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -220,40 +243,55 @@ func (s *Service) Run(ctx context.Context) error {
 			if e.Connectedness != network.Connected {
 				continue
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
+			if !start(e.Peer) {
 				return nil
 			}
-			wg.Add(1)
-			go func(p peer.ID) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				s.check(ctx, p)
-			}(e.Peer)
 		}
 	}
 }
 
+// fetchAttempts is how many times a binding is asked for before giving up
+// on a peer that stays connected; the waits between attempts double from
+// fetchRetryWait. A peer that has just started may not serve the protocol
+// yet, and a first stream can be reset on a connection being replaced.
+const (
+	fetchAttempts  = 3
+	fetchRetryWait = 500 * time.Millisecond
+)
+
 func (s *Service) check(ctx context.Context, p peer.ID) {
-	if _, ok := s.book.ByPeer(p); ok {
-		return
+	wait := fetchRetryWait
+	for attempt := 1; ; attempt++ {
+		if _, ok := s.book.ByPeer(p); ok {
+			return
+		}
+		bd, err := s.Fetch(ctx, p)
+		if err == nil {
+			s.log.Debug("peer identified", "peer", p, "did", bd.DID, "seq", bd.Seq)
+			return
+		}
+		if ctx.Err() != nil || s.h.Network().Connectedness(p) != network.Connected {
+			return
+		}
+		var verr *VerifyError
+		if errors.As(err, &verr) {
+			s.log.Warn("peer presented an invalid DID binding; disconnecting", "peer", p, "err", err)
+			_ = s.h.Network().ClosePeer(p)
+			return
+		}
+		if attempt == fetchAttempts {
+			s.log.Info("could not fetch peer's DID binding", "peer", p, "attempts", attempt, "err", err)
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait *= 2
 	}
-	bd, err := s.Fetch(ctx, p)
-	if err == nil {
-		s.log.Debug("peer identified", "peer", p, "did", bd.DID, "seq", bd.Seq)
-		return
-	}
-	if ctx.Err() != nil || s.h.Network().Connectedness(p) != network.Connected {
-		return
-	}
-	var verr *VerifyError
-	if errors.As(err, &verr) {
-		s.log.Warn("peer presented an invalid DID binding; disconnecting", "peer", p, "err", err)
-		_ = s.h.Network().ClosePeer(p)
-		return
-	}
-	s.log.Info("could not fetch peer's DID binding", "peer", p, "err", err)
 }
 
 // VerifyError means the peer answered with a binding that does not verify or

@@ -170,3 +170,25 @@ func TestFrameLimit(t *testing.T) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// A connection made before Run subscribes to connection events (a node
+// dialling its bootstrap peers as it starts) is identified too.
+func TestPeerConnectedBeforeRunIsIdentified(t *testing.T) {
+	ida, idb := newIdentity(t), newIdentity(t)
+	b := startNode(t, idb, nil)
+	ha := newHost(t, ida)
+	book := NewBook()
+	svc := New(ha, func() did.Binding { return ida.Binding }, book, quiet, Options{})
+	defer svc.Close()
+	require.NoError(t, ha.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}))
+	require.Eventually(t, func() bool { _, ok := b.book.ByPeer(ha.ID()); return ok }, 10*time.Second, 10*time.Millisecond)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	require.Eventually(t, func() bool {
+		bd, ok := book.ByPeer(b.h.ID())
+		return ok && bd.DID == idb.DID
+	}, 10*time.Second, 10*time.Millisecond, "the peer connected before Run was never identified")
+}
