@@ -227,3 +227,44 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// FuzzVerifySigned fuzzes the accepting side too: the key is [a]B plus a
+// small-order point picked by the input, the signature is built the way the
+// mixed-order test builds them (valid for the cofactorless equation about
+// one time in eight), then possibly damaged by flip; Verify must answer as
+// crypto/ed25519 does.
+func FuzzVerifySigned(f *testing.F) {
+	f.Add([]byte("seed"), byte(0), byte(0), []byte("msg"), uint16(1000)) // valid
+	f.Add([]byte("seed"), byte(0), byte(0), []byte("msg"), uint16(0))    // R damaged
+	f.Add([]byte("seed"), byte(3), byte(5), []byte(""), uint16(700))
+	v := NewVerifier()
+	b, _ := hex.DecodeString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+	t8, err := new(edwards25519.Point).SetBytes(b)
+	if err != nil {
+		f.Fatal(err)
+	}
+	small := func(i byte) *edwards25519.Point {
+		var sb [32]byte
+		sb[0] = i % 8
+		s, _ := edwards25519.NewScalar().SetCanonicalBytes(sb[:])
+		return new(edwards25519.Point).ScalarMult(s, t8)
+	}
+	f.Fuzz(func(t *testing.T, seed []byte, keyTorsion, rTorsion byte, msg []byte, flip uint16) {
+		h := sha512.Sum512(seed)
+		a, _ := edwards25519.NewScalar().SetUniformBytes(h[:])
+		h2 := sha512.Sum512(h[:])
+		r, _ := edwards25519.NewScalar().SetUniformBytes(h2[:])
+		pub := new(edwards25519.Point).Add(new(edwards25519.Point).ScalarBaseMult(a), small(keyTorsion)).Bytes()
+		R := new(edwards25519.Point).Add(new(edwards25519.Point).ScalarBaseMult(r), small(rTorsion))
+		d := sha512.New()
+		d.Write(R.Bytes())
+		d.Write(pub)
+		d.Write(msg)
+		k, _ := edwards25519.NewScalar().SetUniformBytes(d.Sum(nil))
+		sig := append(R.Bytes(), edwards25519.NewScalar().MultiplyAdd(k, a, r).Bytes()...)
+		if bit := int(flip); bit < 8*len(sig) {
+			sig[bit/8] ^= 1 << (bit % 8)
+		}
+		same(t, v, pub, msg, sig)
+	})
+}
