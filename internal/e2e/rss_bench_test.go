@@ -92,7 +92,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 				b.ReportMetric(peak, "peak-RSS-MiB")
 				b.ReportMetric(vmRSS(b, d.cmd.Process.Pid), "settled-RSS-MiB")
 				// Of which: anonymous memory (the Go heap and runtime) and
-				// mapped files (Badger's tables and logs).
+				// mapped files (the icnd binary, Badger's tables and logs).
 				b.ReportMetric(procStatus(b, d.cmd.Process.Pid, "RssAnon"), "settled-anon-MiB")
 				b.ReportMetric(procStatus(b, d.cmd.Process.Pid, "RssFile"), "settled-file-MiB")
 				require.NoError(b, d.cmd.Process.Signal(os.Interrupt))
