@@ -315,12 +315,14 @@ func decode(block []byte, keys *KeyCache) (*Entry, error) {
 // (package edverify). It is safe for concurrent use; the zero value is
 // ready, and a nil *KeyCache caches nothing.
 type KeyCache struct {
-	m        sync.Map // [32]byte -> *cachedKey
-	n        atomic.Int64
-	prepared atomic.Int64 // keys with tables
+	m sync.Map // [32]byte -> *cachedKey
+	n atomic.Int64
 
 	verifierOnce sync.Once
 	verifier     *edverify.Verifier // the basepoint's tables, built on first use
+
+	prepMu   sync.Mutex
+	prepared []*cachedKey // the keys with tables, at most maxPreparedKeys
 }
 
 type cachedKey struct {
@@ -333,9 +335,14 @@ type cachedKey struct {
 const (
 	// maxCachedKeys bounds a KeyCache; past it, keys are checked every time.
 	maxCachedKeys = 1 << 16
-	// maxPreparedKeys bounds the keys with tables (about 7.5 KiB each);
-	// past it, signatures are checked the slower way.
+	// maxPreparedKeys bounds the keys with tables (about 7.5 KiB each).
+	// Once it is reached, a key without tables takes the place of the
+	// least used key with tables when, every evictEvery signatures, it is
+	// found to have signed more: members who keep signing keep their
+	// tables, and a flood of keys that each sign a couple of times cannot
+	// hold the places.
 	maxPreparedKeys = 512
+	evictEvery      = 64
 	// prepareAfter is how many signatures a key must have before it gets
 	// tables, which cost about five signature checks to build: members
 	// who sign once are not worth it.
@@ -379,12 +386,21 @@ func (k *KeyCache) lookup(b []byte) (*cachedKey, error) {
 }
 
 // tables returns the key's tables, building them once it has signed
-// prepareAfter times, or nil.
+// prepareAfter times (see maxPreparedKeys for when all places are taken),
+// or nil.
 func (k *KeyCache) tables(ck *cachedKey, pub []byte) *edverify.Key {
-	if t := ck.tables.Load(); t != nil || k == nil {
+	if k == nil {
+		return nil
+	}
+	uses := ck.uses.Add(1)
+	if t := ck.tables.Load(); t != nil || uses < prepareAfter {
 		return t
 	}
-	if ck.uses.Add(1) < prepareAfter || k.prepared.Load() >= maxPreparedKeys {
+	k.prepMu.Lock()
+	full := len(k.prepared) >= maxPreparedKeys
+	worthIt := !full || (uses%evictEvery == 0 && k.leastUsed(uses) >= 0)
+	k.prepMu.Unlock()
+	if !worthIt {
 		return nil
 	}
 	k.verifierOnce.Do(func() { k.verifier = edverify.NewVerifier() })
@@ -392,10 +408,35 @@ func (k *KeyCache) tables(ck *cachedKey, pub []byte) *edverify.Key {
 	if err != nil {
 		return nil // a valid DID is a valid point: unreachable
 	}
-	if ck.tables.CompareAndSwap(nil, t) {
-		k.prepared.Add(1)
+	k.prepMu.Lock()
+	defer k.prepMu.Unlock()
+	if cur := ck.tables.Load(); cur != nil {
+		return cur // built meanwhile by another check
 	}
-	return ck.tables.Load()
+	if len(k.prepared) < maxPreparedKeys {
+		k.prepared = append(k.prepared, ck)
+	} else {
+		i := k.leastUsed(uses)
+		if i < 0 {
+			return nil
+		}
+		k.prepared[i].tables.Store(nil)
+		k.prepared[i] = ck
+	}
+	ck.tables.Store(t)
+	return t
+}
+
+// leastUsed is the index of the key with tables that has signed the
+// least, if that is fewer than uses; -1 otherwise. k.prepMu is held.
+func (k *KeyCache) leastUsed(uses int32) int {
+	best, bestUses := -1, uses
+	for i, p := range k.prepared {
+		if u := p.uses.Load(); u < bestUses {
+			best, bestUses = i, u
+		}
+	}
+	return best
 }
 
 // verifySignature is ed25519.Verify (RFC 8032 pure Ed25519, with the same

@@ -77,7 +77,7 @@ func TestCachedVerifyMatchesStdlib(t *testing.T) {
 	}
 	// Both ways were taken: each key's first signature without tables,
 	// the later ones with.
-	require.EqualValues(t, 100, keys.prepared.Load())
+	require.Len(t, keys.prepared, 100)
 }
 
 func FuzzCachedVerify(f *testing.F) {
@@ -94,4 +94,50 @@ func FuzzCachedVerify(f *testing.F) {
 			t.Fatalf("cached verify says %v, crypto/ed25519 says %v", got, want)
 		}
 	})
+}
+
+// Once every place for tables is taken, a key that keeps signing takes the
+// place of the least used one; a key that signs a few times does not.
+func TestPreparedKeysGoToThoseWhoKeepSigning(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var keys KeyCache
+	msg := []byte("pay 1")
+	check := func(m member, times int) {
+		t.Helper()
+		sig := ed25519.Sign(m.key, msg)
+		for i := 0; i < times; i++ {
+			require.True(t, keys.verifySignature(m.id, msg, sig))
+		}
+	}
+	tablesOf := func(m member) bool {
+		ck, err := keys.lookup(m.id.PublicKey())
+		require.NoError(t, err)
+		return ck.tables.Load() != nil
+	}
+	flood := make([]member, maxPreparedKeys)
+	for i := range flood {
+		flood[i] = newMember(t, r)
+		check(flood[i], prepareAfter)
+	}
+	require.Len(t, keys.prepared, maxPreparedKeys)
+
+	casual, steady := newMember(t, r), newMember(t, r)
+	check(casual, evictEvery-1)
+	require.False(t, tablesOf(casual), "all places taken, and it signed too little to take one")
+	check(steady, evictEvery)
+	require.True(t, tablesOf(steady), "signing more than the least used key takes its place")
+	require.Len(t, keys.prepared, maxPreparedKeys)
+	lost := 0
+	for _, m := range flood {
+		if !tablesOf(m) {
+			lost++
+		}
+	}
+	require.Equal(t, 1, lost)
+	// Both ways still decide correctly.
+	check(casual, 1)
+	check(steady, 1)
+	bad := ed25519.Sign(steady.key, []byte("pay 2"))
+	require.False(t, keys.verifySignature(steady.id, msg, bad))
+	require.False(t, keys.verifySignature(casual.id, msg, bad))
 }
