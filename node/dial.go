@@ -5,19 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/protocols/discovery"
 )
 
 // DialTimeout bounds one dial request.
@@ -73,7 +72,7 @@ func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi
 			return n.proveDID(ctx, st, cand, want, req.Addr)
 		}
 		lastErr = err
-		if actual, ok := mismatchedPeer(err); ok {
+		if actual, ok := discovery.MismatchedPeer(err); ok {
 			// The peer at addr has another key: maybe it rotated. Connect to
 			// that key and let its binding record decide.
 			if err := n.connect(ctx, st, actual, addr); err != nil {
@@ -138,7 +137,7 @@ func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Mul
 	}
 	wasConnected := st.h.Network().Connectedness(p) == network.Connected
 	if err := st.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{addr}}); err != nil {
-		if _, ok := mismatchedPeer(err); ok {
+		if _, ok := discovery.MismatchedPeer(err); ok {
 			return err
 		}
 		n.deps.metrics.dialFailures.WithLabelValues(dialFailureReason(err)).Inc()
@@ -169,28 +168,6 @@ func dialFailureReason(err error) string {
 		return "peer_id_mismatch"
 	}
 	return "other"
-}
-
-var mismatchRE = regexp.MustCompile(`remote key matches (12D3Koo[1-9A-HJ-NP-Za-km-z]+|Qm[1-9A-HJ-NP-Za-km-z]+)`)
-
-// mismatchedPeer extracts the peer ID that actually answered when a dial
-// expected another. QUIC carries the TLS error as text, so the typed
-// sec.ErrPeerIDMismatch is tried first and the message second.
-func mismatchedPeer(err error) (peer.ID, bool) {
-	var m sec.ErrPeerIDMismatch
-	if errors.As(err, &m) {
-		return m.Actual, true
-	}
-	var mp *sec.ErrPeerIDMismatch
-	if errors.As(err, &mp) {
-		return mp.Actual, true
-	}
-	if sm := mismatchRE.FindStringSubmatch(err.Error()); sm != nil {
-		if p, perr := peer.Decode(sm[1]); perr == nil {
-			return p, true
-		}
-	}
-	return "", false
 }
 
 // parseDialAddr accepts host:port or a multiaddr, optionally ending in /p2p/ID.

@@ -269,3 +269,27 @@ func metricValue(t *testing.T, exposition, series string) float64 {
 	t.Fatalf("no series %s", series)
 	return 0
 }
+
+// A bootstrap peer that answers with another key than the configured one
+// (the node there rotated its key) is not connected to, and the log names
+// the key that answered and what to change.
+func TestBootstrapPeerWithAnotherKeyIsNamedInTheLog(t *testing.T) {
+	dirA, dirB, dirOther := tempDir(t), tempDir(t), tempDir(t)
+	initID(t, dirA)
+	other := initID(t, dirOther) // never runs: its peer ID is the stale one
+	initID(t, dirB)
+	cfgA, pa := writeConfig(t, dirA, "127.0.0.1:0", "")
+	a := startDaemon(t, dirA, cfgA, pa)
+	st := status(t, dirA)
+	stale := st.ListenAddrs[0] + "/p2p/" + other.PeerID
+	cfgB, pb := writeConfig(t, dirB, "127.0.0.1:0", fmt.Sprintf("bootstrap_peers = [%q]", stale))
+	b := startDaemon(t, dirB, cfgB, pb)
+	require.Eventually(t, func() bool {
+		logs := b.logs.String()
+		return strings.Contains(logs, "bootstrap peer answered with another key") &&
+			strings.Contains(logs, st.PeerID) && strings.Contains(logs, "network.bootstrap_peers")
+	}, 30*time.Second, 100*time.Millisecond, "no warning naming the key that answered:\n%s", b.logs)
+	require.False(t, hasPeer(peers(t, dirB), st.PeerID, st.DID), "connected to a key it was not told to expect")
+	a.stop()
+	b.stop()
+}

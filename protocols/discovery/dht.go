@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/sec"
 
 	"github.com/intercooperative/icn/did"
 )
@@ -232,6 +234,7 @@ func (d *DHT) bootstrap(ctx context.Context, trigger string) BootstrapResult {
 			defer mu.Unlock()
 			if err != nil {
 				res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", ai.ID, err))
+				d.logBootstrapFailure(ai, err)
 				return
 			}
 			res.Connected++
@@ -249,6 +252,50 @@ func (d *DHT) bootstrap(ctx context.Context, trigger string) BootstrapResult {
 	}
 	res.RoutingTable = d.RoutingTableSize()
 	return res
+}
+
+// logBootstrapFailure says why a configured bootstrap peer was not
+// reached. A peer that answers with another key is a configuration problem
+// (the node there rotated its key, or the address now belongs to another
+// node) that the log must name; other failures are the network's.
+func (d *DHT) logBootstrapFailure(ai peer.AddrInfo, err error) {
+	configured := false
+	for _, b := range d.cfg.Bootstrap {
+		configured = configured || b.ID == ai.ID
+	}
+	if !configured {
+		return
+	}
+	if actual, ok := MismatchedPeer(err); ok {
+		d.log.Warn("bootstrap peer answered with another key; not connecting to it",
+			"expected", ai.ID, "answered", actual, "addrs", ai.Addrs,
+			"hint", "if that node rotated its key, put its new peer ID in network.bootstrap_peers (`icnctl status` on that host prints it)")
+		return
+	}
+	d.log.Info("bootstrap peer not reached", "peer", ai.ID, "addrs", ai.Addrs, "err", err)
+}
+
+// mismatchRE finds the peer that answered in a QUIC handshake error.
+var mismatchRE = regexp.MustCompile(`remote key matches (12D3Koo[1-9A-HJ-NP-Za-km-z]+|Qm[1-9A-HJ-NP-Za-km-z]+)`)
+
+// MismatchedPeer extracts the peer ID that actually answered when a dial
+// expected another. QUIC carries the TLS error as text, so the typed
+// sec.ErrPeerIDMismatch is tried first and the message second.
+func MismatchedPeer(err error) (peer.ID, bool) {
+	var m sec.ErrPeerIDMismatch
+	if errors.As(err, &m) {
+		return m.Actual, true
+	}
+	var mp *sec.ErrPeerIDMismatch
+	if errors.As(err, &mp) {
+		return mp.Actual, true
+	}
+	if sm := mismatchRE.FindStringSubmatch(err.Error()); sm != nil {
+		if p, perr := peer.Decode(sm[1]); perr == nil {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 func (d *DHT) discovered(p peer.ID, source string) {
