@@ -8,7 +8,6 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha512"
 	"errors"
 	"fmt"
 	"regexp"
@@ -453,24 +452,7 @@ func (k *KeyCache) verifySignature(author did.DID, msg, sig []byte) bool {
 	if t := k.tables(ck, pub); t != nil {
 		return k.verifier.Verify(t, msg, sig)
 	}
-	if len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
-		return false
-	}
-	h := sha512.New()
-	h.Write(sig[:32])
-	h.Write(pub)
-	h.Write(msg)
-	var digest [sha512.Size]byte
-	kS, err := edwards25519.NewScalar().SetUniformBytes(h.Sum(digest[:0]))
-	if err != nil {
-		return false
-	}
-	s, err := edwards25519.NewScalar().SetCanonicalBytes(sig[32:])
-	if err != nil {
-		return false
-	}
-	r := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(kS, ck.minusA, s)
-	return bytes.Equal(sig[:32], r.Bytes())
+	return edverify.VerifyPoint(ck.minusA, pub, msg, sig)
 }
 
 func cidFromBytes(b []byte) (cid.Cid, error) {

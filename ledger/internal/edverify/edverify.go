@@ -24,6 +24,10 @@
 // its own, with the cofactorless equation, so it accepts and refuses exactly
 // what crypto/ed25519 does (the tests and a fuzz target compare the two).
 //
+// VerifyPoint checks a signature the way crypto/ed25519 computes it, with
+// only the key's point decompressed ahead, for keys without tables; both
+// share the checks and hashing every verification starts with.
+//
 // The point formulas are those of filippo.io/edwards25519 (BSD-3-Clause,
 // Copyright 2009 The Go Authors), on its public field arithmetic.
 package edverify
@@ -119,26 +123,49 @@ func (v *Verifier) Prepare(pub []byte) (*Key, error) {
 // Verify reports whether sig is a valid signature of msg by key, exactly as
 // crypto/ed25519.Verify(key's public key, msg, sig) would.
 func (v *Verifier) Verify(key *Key, msg, sig []byte) bool {
-	if len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
-		return false
-	}
-	h := sha512.New()
-	h.Write(sig[:32])
-	h.Write(key.pub[:])
-	h.Write(msg)
-	var digest [sha512.Size]byte
-	k, err := edwards25519.NewScalar().SetUniformBytes(h.Sum(digest[:0]))
-	if err != nil {
-		return false
-	}
-	s, err := edwards25519.NewScalar().SetCanonicalBytes(sig[32:])
-	if err != nil {
+	k, s, ok := scalars(key.pub[:], msg, sig)
+	if !ok {
 		return false
 	}
 	var r p2
 	v.combine(&r, k.Bytes(), key, s.Bytes())
 	var enc [32]byte
 	return bytes.Equal(sig[:32], r.encode(&enc))
+}
+
+// VerifyPoint is Verify for a key without tables: minusA is the negated
+// point of pub, decompressed once by the caller. It computes [S]B - [k]A as
+// crypto/ed25519 does, with filippo.io/edwards25519.
+func VerifyPoint(minusA *edwards25519.Point, pub, msg, sig []byte) bool {
+	k, s, ok := scalars(pub, msg, sig)
+	if !ok {
+		return false
+	}
+	r := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(k, minusA, s)
+	return bytes.Equal(sig[:32], r.Bytes())
+}
+
+// scalars makes the checks every verification starts with (signature
+// length, the top bits of S, S canonical) and returns k = H(R || A || msg)
+// reduced, and S.
+func scalars(pub, msg, sig []byte) (k, s *edwards25519.Scalar, ok bool) {
+	if len(sig) != ed25519.SignatureSize || sig[63]&224 != 0 {
+		return nil, nil, false
+	}
+	h := sha512.New()
+	h.Write(sig[:32])
+	h.Write(pub)
+	h.Write(msg)
+	var digest [sha512.Size]byte
+	k, err := edwards25519.NewScalar().SetUniformBytes(h.Sum(digest[:0]))
+	if err != nil {
+		return nil, nil, false
+	}
+	s, err = edwards25519.NewScalar().SetCanonicalBytes(sig[32:])
+	if err != nil {
+		return nil, nil, false
+	}
+	return k, s, true
 }
 
 // combine sets r = [s]B - [k]A, k and s little-endian and below 2^256.
