@@ -80,6 +80,7 @@ type Service struct {
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
 	done      chan struct{} // closed when Run has returned
+	rounds    atomic.Uint64 // browse rounds completed
 }
 
 // New checks the interfaces and prepares the service. A name in
@@ -175,6 +176,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.advertise(r, ifaces)
 			err := s.browse(ctx, r, ifaces)
 			if err == nil || ctx.Err() != nil {
+				s.rounds.Add(1)
 				r.browseFailing = false
 				continue
 			}

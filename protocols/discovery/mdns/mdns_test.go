@@ -169,7 +169,9 @@ func mdnsServicesInNetns(t *testing.T) {
 
 	// Several browse rounds later each peer has still been reported once,
 	// and nobody reported itself.
-	time.Sleep(5 * interval)
+	r1, r2 := s1.rounds.Load(), s2.rounds.Load()
+	require.Eventually(t, func() bool { return s1.rounds.Load() >= r1+5 && s2.rounds.Load() >= r2+5 },
+		20*time.Second, 50*time.Millisecond, "the services stopped browsing")
 	require.Len(t, c1.get(h2.ID()), 1)
 	require.Len(t, c2.get(h1.ID()), 1)
 	require.Equal(t, 1, c1.total())
