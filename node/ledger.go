@@ -134,6 +134,8 @@ func (n *Node) ledgerRoutes(mux *http.ServeMux) {
 		controlapi.WriteJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("POST "+controlapi.RouteLedgerVerify, n.serveVerify)
+	mux.HandleFunc("GET "+controlapi.RouteLedgerBackup, n.serveBackup)
+	mux.HandleFunc("POST "+controlapi.RouteLedgerImport, n.serveImport)
 	mux.HandleFunc("POST "+controlapi.RouteLedgerSync, n.serveLedgerSync)
 	mux.HandleFunc("GET "+controlapi.RouteLedgerCurrencies, func(w http.ResponseWriter, r *http.Request) {
 		out := []controlapi.CurrencyInfo{}

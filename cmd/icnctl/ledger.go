@@ -22,7 +22,7 @@ func (a *app) ledgerCmd() *cobra.Command {
 	currency.AddCommand(a.currencyCreateCmd(), a.currencyListCmd())
 	quarantine := group("quarantine", "Entries the ledger holds aside, with the reason")
 	quarantine.AddCommand(a.quarantineListCmd())
-	cmd.AddCommand(currency, a.payCmd(), a.balanceCmd(), a.historyCmd(), a.headCmd(), a.verifyCmd(), a.syncCmd(), quarantine)
+	cmd.AddCommand(currency, a.payCmd(), a.balanceCmd(), a.historyCmd(), a.headCmd(), a.verifyCmd(), a.syncCmd(), a.backupCmd(), a.restoreCmd(), quarantine)
 	return cmd
 }
 

@@ -112,6 +112,9 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err == io.EOF {
 		return nil, fmt.Errorf("%w: the file is empty", ErrMalformed)
 	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("%w: the header is cut short", ErrMalformed)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("CAR header: %w", err)
 	}

@@ -225,6 +225,12 @@ func (c *Client) do(ctx context.Context, method, route string, body, out any) er
 	if err != nil {
 		return err
 	}
+	return c.decodeAnswer(resp, route, out)
+}
+
+// decodeAnswer reads a 2xx answer as JSON into out (if not nil) and closes
+// it.
+func (c *Client) decodeAnswer(resp *http.Response, route string, out any) error {
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
@@ -239,24 +245,28 @@ func (c *Client) do(ctx context.Context, method, route string, body, out any) er
 	return nil
 }
 
-// send makes one request and returns a 2xx answer for the caller to read
-// and close; a non-2xx answer becomes an *Error, nobody answering a
-// *NotRunningError.
+// send makes one request with body (if not nil) as JSON and returns a 2xx
+// answer for the caller to read and close; a non-2xx answer becomes an
+// *Error, nobody answering a *NotRunningError.
 func (c *Client) send(ctx context.Context, method, route string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
+	if body == nil {
+		return c.sendBody(ctx, method, route, "", nil)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://icnd"+route, rd)
+	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	return c.sendBody(ctx, method, route, "application/json", bytes.NewReader(b))
+}
+
+// sendBody is send with a body of any content type.
+func (c *Client) sendBody(ctx context.Context, method, route, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://icnd"+route, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
