@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -28,15 +30,38 @@ const (
 	QuarantineUnhealthy = 1000
 )
 
+// DatastoreError means the ledger datastore exists but cannot be opened or
+// read back: it is damaged, or incomplete (a copy of a running node's files).
+type DatastoreError struct {
+	Dir string
+	Err error
+}
+
+func (e *DatastoreError) Error() string {
+	return fmt.Sprintf("the ledger datastore cannot be opened: %v", e.Err)
+}
+
+func (e *DatastoreError) Unwrap() error { return e.Err }
+
+// Hint says how to start again.
+func (e *DatastoreError) Hint() string {
+	return fmt.Sprintf("if it is damaged, or was copied while icnd was running, move it aside (mv %s %s.broken) and start icnd again: "+
+		"it starts with an empty ledger and fetches the entries from its peers, and `icnctl ledger restore FILE` "+
+		"brings back a backup made with `icnctl ledger backup`", e.Dir, e.Dir)
+}
+
 func openLedger(ctx context.Context, dataDir string, log *slog.Logger) (*store.Store, error) {
 	dir := filepath.Join(dataDir, DatastoreDir)
 	began := time.Now()
 	s, err := store.Open(ctx, dir, store.Options{})
-	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("the ledger datastore %s is in use by another process (another icnd on this data dir?)", dir)
-		}
+	switch {
+	case err == nil:
+	case strings.Contains(err.Error(), "Cannot acquire directory lock"):
+		return nil, fmt.Errorf("the ledger datastore %s is in use by another process (another icnd on this data dir?)", dir)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOSPC), ctx.Err() != nil:
 		return nil, err
+	default:
+		return nil, &DatastoreError{Dir: dir, Err: err}
 	}
 	info := s.Loaded()
 	if info.SnapshotError != nil {

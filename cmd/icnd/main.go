@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
 
@@ -70,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	})
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintf(stderr, "icnd: error: %s\n", err)
+		var h interface{ Hint() string }
+		if errors.As(err, &h) {
+			fmt.Fprintf(stderr, "icnd: hint: %s\n", h.Hint())
+		}
 		return 1
 	}
 	return 0
@@ -138,6 +143,7 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 	slog.SetDefault(log)
 	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
 		gologshim.SetDefaultHandler(node.Libp2pHandler(log.Handler()))
+		golog.SetPrimaryCore(node.GoLogCore(node.Libp2pHandler(log.Handler())))
 	}
 
 	if err := config.EnsureDataDir(cfg.DataDir); err != nil {

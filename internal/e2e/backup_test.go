@@ -181,3 +181,36 @@ type restoreResult struct {
 	File string `json:"file"`
 	controlapi.RestoreReport
 }
+
+// A datastore that cannot be opened (here: a table file missing, as in a
+// copy of a running node's files) stops icnd with the cause and the way
+// out, in icnd's own log format; following the hint starts the node.
+func TestDamagedDatastoreNamesTheWayOut(t *testing.T) {
+	dir := tempDir(t)
+	initID(t, dir)
+	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
+	d := startDaemon(t, dir, cfg, p)
+	ok(t, dir, "ledger", "currency", "create", "hours")
+	d.stop()
+	tables, err := filepath.Glob(filepath.Join(dir, "datastore", "*.sst"))
+	require.NoError(t, err)
+	require.NotEmpty(t, tables, "a clean stop writes the memtable to a table")
+	for _, f := range tables {
+		require.NoError(t, os.Remove(f))
+	}
+
+	d = spawn(t, withPass(passphrase), nil, "--data-dir", dir, "--config", cfg)
+	require.Equal(t, 1, d.wait(30*time.Second))
+	logs := d.logs.String()
+	ds := filepath.Join(dir, "datastore")
+	require.Contains(t, logs, "icnd: error: the ledger datastore cannot be opened: ")
+	require.Contains(t, logs, "icnd: hint: ")
+	require.Contains(t, logs, "mv "+ds+" "+ds+".broken")
+	require.Contains(t, logs, "component=badger4", "Badger's own report comes in icnd's format")
+	require.NotContains(t, logs, "\tERROR\t", "no zap-formatted lines")
+
+	require.NoError(t, os.Rename(ds, ds+".broken"))
+	d = startDaemon(t, dir, cfg, p)
+	require.Zero(t, decode[controlapi.Head](t, ok(t, dir, "ledger", "head", "--json")).Entries)
+	d.stop()
+}
