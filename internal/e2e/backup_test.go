@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -213,4 +214,85 @@ func TestDamagedDatastoreNamesTheWayOut(t *testing.T) {
 	d = startDaemon(t, dir, cfg, p)
 	require.Zero(t, decode[controlapi.Head](t, ok(t, dir, "ledger", "head", "--json")).Entries)
 	d.stop()
+}
+
+// scripts/icn-backup.sh, as the backup timer runs it, backs up a node that
+// keeps paying: a ledger archive that restores cleanly and a tarball of the
+// data dir without the datastore; backups past their days are deleted.
+func TestBackupScriptOnARunningNode(t *testing.T) {
+	dir, other, dest := tempDir(t), tempDir(t), tempDir(t)
+	initID(t, dir)
+	payee := initID(t, other)
+	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
+	d := startDaemon(t, dir, cfg, p)
+	ok(t, dir, "ledger", "currency", "create", "hours", "--decimals", "0", "--credit-limit", "1000000")
+	pay := startPaying(t, dir, payee.DID, "script", 2)
+	require.Eventually(t, func() bool { return pay.count() >= 50 }, 60*time.Second, 10*time.Millisecond)
+
+	old := filepath.Join(dest, "ledger-2000-01-01.car")
+	other2 := filepath.Join(dest, "notes.txt")
+	for _, f := range []string{old, other2} {
+		require.NoError(t, os.WriteFile(f, []byte("x"), 0o600))
+		long := time.Now().Add(-30 * 24 * time.Hour)
+		require.NoError(t, os.Chtimes(f, long, long))
+	}
+
+	script, err := filepath.Abs("../../scripts/icn-backup.sh")
+	require.NoError(t, err)
+	run := func(env ...string) (string, int) {
+		cmd := exec.Command("sh", script)
+		cmd.Env = append(baseEnv(), env...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return string(out), code
+	}
+	env := []string{"ICN_DATA_DIR=" + dir, "ICN_BACKUP_DIR=" + dest, "ICNCTL=" + bins.icnctl}
+	out, code := run(env...)
+	require.Equal(t, 0, code, out)
+	day := time.Now().Format("2006-01-02")
+	car := filepath.Join(dest, "ledger-"+day+".car")
+	tgz := filepath.Join(dest, "icn-"+day+".tar.gz")
+	require.Contains(t, out, "icn-backup: wrote "+car)
+	require.NoFileExists(t, old, "older than ICN_BACKUP_KEEP_DAYS")
+	require.FileExists(t, other2, "only backups are deleted")
+
+	list, err := exec.Command("tar", "-tzf", tgz).CombinedOutput()
+	require.NoError(t, err, "%s", list)
+	require.Contains(t, string(list), "./identity.age")
+	require.NotContains(t, string(list), "datastore")
+	require.NotContains(t, string(list), "icnd.sock")
+	entries, err := os.ReadDir(dest)
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.False(t, strings.HasPrefix(e.Name(), "."), "left behind: %s", e.Name())
+	}
+
+	res := decode[restoreResult](t, ok(t, dir, "ledger", "restore", car, "--json"))
+	require.Zero(t, res.Refused)
+	require.Zero(t, res.New)
+	require.Greater(t, res.Duplicates, 50)
+
+	// Run again the same day: the day's files are replaced.
+	out, code = run(env...)
+	require.Equal(t, 0, code, out)
+
+	// Bad settings are named.
+	out, code = run("ICN_DATA_DIR="+other+"/nope", "ICN_BACKUP_DIR="+dest, "ICNCTL="+bins.icnctl)
+	require.Equal(t, 2, code)
+	require.Contains(t, out, "no identity.age")
+	out, code = run(append(env, "ICN_BACKUP_KEEP_DAYS=two")...)
+	require.Equal(t, 2, code)
+	require.Contains(t, out, "whole number")
+
+	// A stopped node fails the run (and the unit) instead of writing nothing.
+	pay.stop()
+	d.stop()
+	out, code = run(env...)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "icnd is not running")
 }
