@@ -59,21 +59,13 @@ type ImportReport struct {
 }
 
 // AddRefusal counts a refused block, listing the first few.
-func (r *ImportReport) AddRefusal(c, reason string) {
-	r.Refused++
-	if len(r.Refusals) < maxRefusals {
-		r.Refusals = append(r.Refusals, Refusal{CID: c, Reason: reason})
-	}
-}
+func (r *ImportReport) AddRefusal(c, reason string) { countRefusal(&r.Refused, &r.Refusals, c, reason) }
 
-func (r *ImportReport) add(o ImportReport) {
-	r.Received += o.Received
-	r.New += o.New
-	r.Duplicates += o.Duplicates
-	for _, f := range o.Refusals {
-		r.AddRefusal(f.CID, f.Reason)
+func countRefusal(n *int, list *[]Refusal, c, reason string) {
+	*n++
+	if len(*list) < maxRefusals {
+		*list = append(*list, Refusal{CID: c, Reason: reason})
 	}
-	r.Refused += o.Refused - len(o.Refusals)
 }
 
 // BackupReport is what Client.Backup wrote.
@@ -86,12 +78,28 @@ type BackupReport struct {
 
 // RestoreReport is what Client.Restore read and what the node did with it.
 type RestoreReport struct {
-	// Read counts the blocks read from the archive.
-	Read int `json:"read"`
-	ImportReport
+	// Read counts the blocks read from the archive: New, Duplicates and
+	// Refused as in ImportReport, a block that does not match its CID
+	// counting as refused.
+	Read       int       `json:"read"`
+	New        int       `json:"new"`
+	Duplicates int       `json:"duplicates"`
+	Refused    int       `json:"refused"`
+	Refusals   []Refusal `json:"refusals,omitempty"`
 	// Entries and StateHash are the node's after the restore.
 	Entries   int    `json:"entries"`
 	StateHash string `json:"state_hash"`
+}
+
+func (r *RestoreReport) refuse(c, reason string) { countRefusal(&r.Refused, &r.Refusals, c, reason) }
+
+func (r *RestoreReport) add(o ImportReport) {
+	r.New += o.New
+	r.Duplicates += o.Duplicates
+	for _, f := range o.Refusals {
+		r.refuse(f.CID, f.Reason)
+	}
+	r.Refused += o.Refused - len(o.Refusals)
 }
 
 type countingWriter struct {
@@ -220,7 +228,7 @@ func (c *Client) Restore(ctx context.Context, r io.Reader, total int, progress f
 		}
 		if errors.Is(err, car.ErrHashMismatch) {
 			rep.Read++
-			rep.AddRefusal(cc.String(), err.Error())
+			rep.refuse(cc.String(), err.Error())
 			continue
 		}
 		if err != nil {
