@@ -238,7 +238,7 @@ func (c *Client) Restore(ctx context.Context, r io.Reader, total int, progress f
 			if herr := c.head(ctx, &rep); herr != nil {
 				return rep, herr
 			}
-			return rep, fmt.Errorf("%w after %d blocks: %w", ErrDamagedArchive, rep.Read, err)
+			return rep, fmt.Errorf("%w after %d entries: %w", ErrDamagedArchive, rep.Read, err)
 		}
 		if inBatch == 0 {
 			batch.Reset()
