@@ -32,6 +32,29 @@ func fillLedger(b *testing.B, dataDir string, n int) {
 	}
 }
 
+// benchDaemon starts an icnd with n entries in its ledger (by 16 members)
+// and waits until it has loaded them; it returns the data dir, removed at
+// cleanup, and the daemon, killed at cleanup if still running.
+func benchDaemon(b *testing.B, n int) (string, *daemon) {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "icnbench")
+	require.NoError(b, err)
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	r := ctlEnv(b, withPass(passphrase), dir, "id", "init")
+	require.Equal(b, 0, r.code, r.stderr)
+	fillLedger(b, dir, n)
+	cfgPath := filepath.Join(dir, "config.toml")
+	require.NoError(b, os.WriteFile(cfgPath, []byte("[network]\nlisten_addr = \"127.0.0.1:0\"\nmdns_enabled = false\n[observability]\nmetrics_port = 0\nhealth_port = 0\n"), 0o600))
+	d := spawn(b, withPass(passphrase), nil, "--data-dir", dir, "--config", cfgPath)
+	d.dataDir = dir
+	c := controlapi.NewClient(controlapi.SocketPath(dir))
+	require.Eventually(b, func() bool {
+		h, err := c.Head(context.Background())
+		return err == nil && h.Accepted == n
+	}, 5*time.Minute, 100*time.Millisecond)
+	return dir, d
+}
+
 // vmRSS is a process's resident size in MiB.
 func vmRSS(b *testing.B, pid int) float64 { return procStatus(b, pid, "VmRSS") }
 
@@ -66,20 +89,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	for _, n := range []int{0, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				dir, err := os.MkdirTemp("", "icnrss")
-				require.NoError(b, err)
-				defer os.RemoveAll(dir)
-				r := ctlEnv(b, withPass(passphrase), dir, "id", "init")
-				require.Equal(b, 0, r.code, r.stderr)
-				fillLedger(b, dir, n)
-				cfgPath := filepath.Join(dir, "config.toml")
-				require.NoError(b, os.WriteFile(cfgPath, []byte("[network]\nlisten_addr = \"127.0.0.1:0\"\nmdns_enabled = false\n[observability]\nmetrics_port = 0\nhealth_port = 0\n"), 0o600))
-				d := spawn(b, withPass(passphrase), nil, "--data-dir", dir, "--config", cfgPath)
-				c := controlapi.NewClient(controlapi.SocketPath(dir))
-				require.Eventually(b, func() bool {
-					h, err := c.Head(context.Background())
-					return err == nil && h.Accepted == n
-				}, 5*time.Minute, 100*time.Millisecond)
+				_, d := benchDaemon(b, n)
 				b.ReportMetric(vmRSS(b, d.cmd.Process.Pid), "RSS-MiB")
 				// Settled: Badger finishes the compactions it starts on
 				// open, and the node returns what they freed once idle.
