@@ -61,4 +61,3 @@ func BenchmarkBackupRestore(b *testing.B) {
 		})
 	}
 }
-
