@@ -73,6 +73,8 @@ type Store struct {
 	snapGen, snapCovers uint64
 	sinceSnap           int
 	snapErr             error // the last periodic snapshot's failure
+
+	checked checkedBlocks // blocks Check passed, for Ingest
 }
 
 // Open opens (or creates) the store in dir and rebuilds the ledger state.
@@ -146,7 +148,17 @@ type Result struct {
 func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]Result, error) {
 	verified := make([]*ledger.Verified, len(blocks))
 	results := make([]Result, len(blocks))
-	s.skipKnown(blocks, want, results)
+	cids := s.skipKnown(blocks, want, results)
+	// Blocks Check passed a moment ago (gossip validation) are not checked
+	// again.
+	for i, c := range cids {
+		if results[i].Duplicate || (i < len(want) && want[i].Defined() && !want[i].Equals(c)) {
+			continue
+		}
+		if v := s.checked.take(c); v != nil {
+			verified[i], results[i].CID = v, c
+		}
+	}
 	s.verifyAll(blocks, want, verified, results)
 
 	// Claim the new blocks and their arrival numbers.
@@ -305,7 +317,8 @@ func (s *Store) History(ctx context.Context, account did.DID) ([]Record, error) 
 // known when its CID is (that is what a content address means), so nothing
 // is skipped that a check could refuse; a block that does not hash to the
 // CID it was requested under is left for verifyAll to refuse.
-func (s *Store) skipKnown(blocks [][]byte, want []cid.Cid, results []Result) {
+// It returns the blocks' CIDs.
+func (s *Store) skipKnown(blocks [][]byte, want []cid.Cid, results []Result) []cid.Cid {
 	cids := make([]cid.Cid, len(blocks))
 	for i, b := range blocks {
 		cids[i] = ledger.BlockCID(b)
@@ -320,8 +333,11 @@ func (s *Store) skipKnown(blocks [][]byte, want []cid.Cid, results []Result) {
 			results[i] = Result{CID: c, Duplicate: true}
 		}
 	}
+	return cids
 }
 
+// verifyAll checks the blocks that are neither duplicates nor verified
+// already, in parallel, filling verified and results.
 func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Verified, results []Result) {
 	var wg sync.WaitGroup
 	jobs := make(chan int)
@@ -345,7 +361,7 @@ func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Ve
 		}()
 	}
 	for i := range blocks {
-		if !results[i].Duplicate {
+		if !results[i].Duplicate && verified[i] == nil {
 			jobs <- i
 		}
 	}
@@ -393,10 +409,59 @@ func (s *Store) persistOnce(ctx context.Context, vs []*ledger.Verified, first ui
 
 // Check verifies a block on its own (decoding, signature, static rules)
 // with the store's key cache, and stores nothing: for checks made before a
-// block is offered to Ingest, such as gossip validation.
+// block is offered to Ingest, such as gossip validation. The last few
+// blocks it passed are remembered, so that Ingest does not check the same
+// bytes again.
 func (s *Store) Check(block []byte) error {
-	_, err := s.keys.Verify(block, cid.Undef)
+	v, err := s.keys.Verify(block, cid.Undef)
+	if err == nil {
+		s.checked.put(v)
+	}
 	return err
+}
+
+// checkedBlocks remembers the blocks Check passed, by CID, up to max of
+// them, the oldest forgotten first. A CID is the hash of the block's bytes,
+// so a block that hashes to a remembered CID is the block that was checked.
+type checkedBlocks struct {
+	mu    sync.Mutex
+	max   int
+	byCID map[cid.Cid]*ledger.Verified
+	order []cid.Cid // insertion order, a ring of max
+	next  int
+}
+
+// checkedMax bounds checkedBlocks: enough for the entries gossip validates
+// in the moment before they reach Ingest.
+const checkedMax = 1024
+
+func (c *checkedBlocks) put(v *ledger.Verified) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byCID == nil {
+		c.max = checkedMax
+		c.byCID = make(map[cid.Cid]*ledger.Verified, c.max)
+		c.order = make([]cid.Cid, c.max)
+	}
+	if _, ok := c.byCID[v.CID]; ok {
+		return
+	}
+	if old := c.order[c.next]; old.Defined() {
+		delete(c.byCID, old)
+	}
+	c.order[c.next] = v.CID
+	c.next = (c.next + 1) % c.max
+	c.byCID[v.CID] = v
+}
+
+// take returns the remembered check of the block whose bytes hash to id,
+// if any.
+func (c *checkedBlocks) take(id cid.Cid) *ledger.Verified {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.byCID[id]
+	delete(c.byCID, id) // its ring slot goes when it comes round
+	return v
 }
 
 // Read runs fn with the ledger state under the store's lock. fn must not

@@ -166,3 +166,49 @@ func TestVerifyWhileIngesting(t *testing.T) {
 	// it was when the verify ended.
 	require.Equal(t, rep.Blocks, rep.Accepted+rep.Quarantined+rep.Pending)
 }
+
+// A block Check passed is taken by Ingest without a second check, once;
+// the memory of checked blocks is bounded, oldest out first; a block whose
+// bytes do not match the CID it was requested under is still refused.
+func TestIngestTakesWhatCheckPassed(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, filepath.Join(t.TempDir(), "ds"))
+	defer s.Close()
+	blocks := ledgertest.History(t, 2, checkedMax+3)
+
+	require.NoError(t, s.Check(blocks[0]))
+	c0 := ledger.BlockCID(blocks[0])
+	require.Contains(t, s.checked.byCID, c0)
+	res, err := s.Ingest(ctx, blocks[:1], nil)
+	require.NoError(t, err)
+	require.NoError(t, res[0].Err)
+	require.Equal(t, c0, res[0].CID)
+	require.Equal(t, ledger.StatusAccepted, res[0].Status)
+	require.NotContains(t, s.checked.byCID, c0, "taken")
+
+	// Requested under another CID: refused, and the check stays unused.
+	require.NoError(t, s.Check(blocks[1]))
+	res, err = s.Ingest(ctx, blocks[1:2], []cid.Cid{c0})
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, ledger.ErrMalformed)
+	require.Contains(t, s.checked.byCID, ledger.BlockCID(blocks[1]))
+
+	// Bounded: the oldest are forgotten.
+	for _, b := range blocks[1:] {
+		require.NoError(t, s.Check(b))
+	}
+	require.Len(t, s.checked.byCID, checkedMax)
+	require.NotContains(t, s.checked.byCID, ledger.BlockCID(blocks[1]))
+	require.NotContains(t, s.checked.byCID, ledger.BlockCID(blocks[2]))
+	require.Contains(t, s.checked.byCID, ledger.BlockCID(blocks[3]))
+	res, err = s.Ingest(ctx, blocks[1:], nil)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.NoError(t, r.Err)
+		require.Equal(t, ledger.StatusAccepted, r.Status)
+	}
+	require.Empty(t, s.checked.byCID)
+	rep, err := s.Verify(ctx, nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%v", rep.Problems)
+}
