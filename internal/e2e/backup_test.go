@@ -59,8 +59,8 @@ func (p *payer) count() int {
 	return len(p.acked)
 }
 
-// stop stops paying and returns the acknowledged CIDs; it may be called
-// more than once.
+// stop stops paying and waits for the goroutines; it may be called more
+// than once. acked is complete once it returns.
 func (p *payer) stop() {
 	select {
 	case <-p.stopc:

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,39 +104,14 @@ func TestLedgerSurvivesSIGKILL(t *testing.T) {
 	var acked []string
 	for round := 0; round < rounds; round++ {
 		// Pay from several goroutines until the daemon dies under them.
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for w := 0; w < 3; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := controlapi.NewClient(controlapi.SocketPath(dir))
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					e, err := c.Pay(ctx, controlapi.PayRequest{To: payee.DID, Amount: "1", Currency: "hours", Memo: fmt.Sprintf("r%d", round)})
-					cancel()
-					if err != nil {
-						return // the daemon is gone: this one was not acknowledged
-					}
-					mu.Lock()
-					acked = append(acked, e.CID)
-					mu.Unlock()
-				}
-			}()
-		}
+		pay := startPaying(t, dir, payee.DID, fmt.Sprintf("r%d", round), 3)
 		// Let some payments through, then kill at a random moment.
-		want := len(acked) + 20 + r.IntN(40)
-		require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= want }, 60*time.Second, 5*time.Millisecond)
+		want := 20 + r.IntN(40)
+		require.Eventually(t, func() bool { return pay.count() >= want }, 60*time.Second, 5*time.Millisecond)
 		require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
 		d.wait(10 * time.Second)
-		close(stop)
-		wg.Wait()
+		pay.stop()
+		acked = append(acked, pay.acked...)
 
 		d = startDaemon(t, dir, cfg, p)
 		hist := decode[[]controlapi.Entry](t, ok(t, dir, "ledger", "history", "--json"))
