@@ -92,9 +92,11 @@ type Ledger struct {
 	heads      map[uint32]struct{}
 	accepted   int
 	transfers  int // accepted transfer entries
-	// hash caches StateHash until the accepted set changes.
+	// hash caches StateHash until the accepted set changes; hashGen counts
+	// those changes (see StateHashJob).
 	hash      [32]byte
 	hashValid bool
+	hashGen   uint64
 }
 
 // noIx marks an absent record, DID or currency index.
@@ -418,6 +420,7 @@ func (l *Ledger) recompute() []Decision {
 	l.heads = map[uint32]struct{}{}
 	l.accepted, l.transfers = 0, 0
 	l.hashValid = false
+	l.hashGen++
 	l.clocks = newClocks(l.clocks.budget, l.clocks.maxDepth)
 	// Children in one flat array (CSR), and Kahn's algorithm, smallest CID
 	// first among the ready ones.
@@ -641,6 +644,7 @@ func (l *Ledger) balanceIn(vc vclock, k acctCur) int64 {
 
 func (l *Ledger) accept(i uint32) {
 	l.hashValid = false
+	l.hashGen++
 	r := &l.recs[i]
 	l.accepted++
 	for _, p := range l.parentsOf(r) {
@@ -778,8 +782,29 @@ func (l *Ledger) Counts() (accepted, quarantined, pending int) {
 // entries (and so hold the same balances): sha256 over the sorted CIDs of
 // the accepted entries.
 func (l *Ledger) StateHash() [32]byte {
+	j := l.StateHashJob()
+	h := j.Run()
+	l.KeepStateHash(j)
+	return h
+}
+
+// StateHashJob is a state hash still to compute, detached from the ledger:
+// the accepted CIDs are copied out, so that sorting and hashing them (a
+// third of a second at a million entries) can run after the caller has
+// released the lock that guards the ledger. Run computes it; KeepStateHash,
+// under that lock again, caches the result unless the ledger changed
+// meanwhile.
+type StateHashJob struct {
+	keys []key
+	gen  uint64
+	hash [32]byte
+	done bool
+}
+
+// StateHashJob copies what the state hash needs, or the cached hash.
+func (l *Ledger) StateHashJob() *StateHashJob {
 	if l.hashValid {
-		return l.hash
+		return &StateHashJob{gen: l.hashGen, hash: l.hash, done: true}
 	}
 	ks := make([]key, 0, l.accepted)
 	for i := range l.recs {
@@ -787,15 +812,31 @@ func (l *Ledger) StateHash() [32]byte {
 			ks = append(ks, l.recs[i].key)
 		}
 	}
-	slices.SortFunc(ks, func(a, b key) int { return bytes.Compare(a[:], b[:]) })
+	return &StateHashJob{keys: ks, gen: l.hashGen}
+}
+
+// Run computes the hash (once) and returns it. It does not touch the ledger.
+func (j *StateHashJob) Run() [32]byte {
+	if j.done {
+		return j.hash
+	}
+	slices.SortFunc(j.keys, func(a, b key) int { return bytes.Compare(a[:], b[:]) })
 	h := sha256.New()
-	for _, k := range ks {
+	for _, k := range j.keys {
 		h.Write(cidPrefix[:])
 		h.Write(k[:])
 	}
-	h.Sum(l.hash[:0])
-	l.hashValid = true
-	return l.hash
+	h.Sum(j.hash[:0])
+	j.keys, j.done = nil, true
+	return j.hash
+}
+
+// KeepStateHash caches the hash of a job that has run, if the accepted set
+// is still the one the job copied.
+func (l *Ledger) KeepStateHash(j *StateHashJob) {
+	if j.done && j.gen == l.hashGen {
+		l.hash, l.hashValid = j.hash, true
+	}
 }
 
 // Holdings is a digest of the set of complete entries, quarantined ones

@@ -315,3 +315,38 @@ func TestHoldingsSeesEvidenceTheStateHashDoesNot(t *testing.T) {
 	other := replay([]*Verified{def, twinA, twinB}, []int{2, 0, 1})
 	require.Equal(t, both.Holdings(), other.Holdings())
 }
+
+// A state hash computed from a job equals StateHash; a job copied before the
+// ledger changed is computed but not kept, so the next StateHash covers the
+// change.
+func TestStateHashJob(t *testing.T) {
+	entries := genScenario(t, rand.New(rand.NewPCG(7, 7)), 4, 80).entries
+	upTo := func(n int) *Ledger { return replay(entries[:n], identity(n)) }
+	// The first entry after 20 that changes the accepted set.
+	split := 20
+	for a, _, _ := upTo(split).Counts(); ; split++ {
+		if b, _, _ := upTo(split + 1).Counts(); b != a {
+			break
+		}
+	}
+	l := upTo(split)
+	j := l.StateHashJob()
+	l.Add(entries[split]) // the ledger changes while the job is out
+	stale := j.Run()
+	l.KeepStateHash(j)
+	require.Equal(t, upTo(split+1).StateHash(), l.StateHash(), "the stale job was not kept")
+	require.Equal(t, upTo(split).StateHash(), stale, "the job hashed the ledger as it was copied")
+	require.NotEqual(t, stale, l.StateHash())
+
+	// Nothing changes: the job is kept, and the next one is the cached hash.
+	for _, v := range entries[split+1:] {
+		l.Add(v)
+	}
+	j = l.StateHashJob()
+	h := j.Run()
+	l.KeepStateHash(j)
+	cached := l.StateHashJob()
+	require.Nil(t, cached.keys, "a cached hash copies nothing")
+	require.Equal(t, h, cached.Run())
+	require.Equal(t, upTo(len(entries)).StateHash(), h)
+}

@@ -418,15 +418,15 @@ func (n *Node) History(ctx context.Context, didStr string) ([]controlapi.Entry, 
 // LedgerHead reports heads, counts and the state hash.
 func (n *Node) LedgerHead() controlapi.Head {
 	var h controlapi.Head
-	n.ledger.Read(func(l *ledger.Ledger) {
+	hash := n.ledger.ReadWithStateHash(func(l *ledger.Ledger) {
 		st := l.Stats()
-		hash := l.StateHash()
 		h = controlapi.Head{Heads: []string{}, Entries: st.Accepted + st.Quarantined, Accepted: st.Accepted,
-			Quarantined: st.Quarantined, Pending: st.Pending, StateHash: fmt.Sprintf("%x", hash)}
+			Quarantined: st.Quarantined, Pending: st.Pending}
 		for _, c := range l.Heads() {
 			h.Heads = append(h.Heads, c.String())
 		}
 	})
+	h.StateHash = fmt.Sprintf("%x", hash)
 	return h
 }
 

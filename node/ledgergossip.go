@@ -42,9 +42,10 @@ func checkStatePayload(p []byte) error {
 
 // stateAnnouncement is what a node announces: its state hash, then its
 // holdings digest.
-func stateAnnouncement(l *ledger.Ledger) [64]byte {
+func stateAnnouncement(s *store.Store) [64]byte {
 	var out [64]byte
-	h, d := l.StateHash(), l.Holdings()
+	var d [32]byte
+	h := s.ReadWithStateHash(func(l *ledger.Ledger) { d = l.Holdings() })
 	copy(out[:32], h[:])
 	copy(out[32:], d[:])
 	return out
@@ -121,7 +122,7 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 	var lastAnnounce time.Time
 	announce := func(now time.Time) {
 		var h [64]byte
-		lg.store.Read(func(l *ledger.Ledger) { h = stateAnnouncement(l) })
+		h = stateAnnouncement(lg.store)
 		if now.Sub(lastAnnounce) < stateAnnounceMin || (h == announced && now.Sub(lastAnnounce) < stateAnnounceMax) {
 			return
 		}
@@ -183,7 +184,7 @@ func (lg *ledgerGossip) receive(ctx context.Context, sub *gossip.Subscription) {
 		}
 		if m.Type == LedgerStateType {
 			var mine [64]byte
-			lg.store.Read(func(l *ledger.Ledger) { mine = stateAnnouncement(l) })
+			mine = stateAnnouncement(lg.store)
 			if !bytes.Equal(mine[:], m.Payload) {
 				lg.sync.Kick(m.From)
 			}

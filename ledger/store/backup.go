@@ -23,19 +23,18 @@ type Backup struct {
 
 // Backup opens a consistent view of the stored blocks. It waits for the
 // commits in flight to be applied, so the view and the ledger state it
-// reports cover the same blocks.
+// reports cover the same blocks; the state hash is computed after the lock
+// is released.
 func (s *Store) Backup() *Backup {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.inflight) > 0 {
-		s.applied.Wait()
-	}
-	return &Backup{
-		Entries:   int(s.stored),
-		Heads:     s.led.Heads(),
-		StateHash: s.led.StateHash(),
-		txn:       s.ds.DB.NewTransaction(false),
-	}
+	var b *Backup
+	h := s.ReadWithStateHash(func(l *ledger.Ledger) {
+		for len(s.inflight) > 0 {
+			s.applied.Wait() // releases s.mu while it waits
+		}
+		b = &Backup{Entries: int(s.stored), Heads: l.Heads(), txn: s.ds.DB.NewTransaction(false)}
+	})
+	b.StateHash = h
+	return b
 }
 
 // Each calls fn with every block of the view in arrival order, stopping at
