@@ -121,8 +121,7 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 	var announced [64]byte
 	var lastAnnounce time.Time
 	announce := func(now time.Time) {
-		var h [64]byte
-		h = stateAnnouncement(lg.store)
+		h := stateAnnouncement(lg.store)
 		if now.Sub(lastAnnounce) < stateAnnounceMin || (h == announced && now.Sub(lastAnnounce) < stateAnnounceMax) {
 			return
 		}
@@ -183,8 +182,7 @@ func (lg *ledgerGossip) receive(ctx context.Context, sub *gossip.Subscription) {
 			continue
 		}
 		if m.Type == LedgerStateType {
-			var mine [64]byte
-			mine = stateAnnouncement(lg.store)
+			mine := stateAnnouncement(lg.store)
 			if !bytes.Equal(mine[:], m.Payload) {
 				lg.sync.Kick(m.From)
 			}

@@ -72,6 +72,10 @@ func (a *app) backupCmd() *cobra.Command {
 			if err := os.Rename(tmp.Name(), path); err != nil {
 				return err
 			}
+			if d, err := os.Open(filepath.Dir(path)); err == nil {
+				_ = d.Sync() // the rename, durable too (best effort)
+				d.Close()
+			}
 			res := backupResult{File: path, BackupReport: rep}
 			return a.output(res, func(w io.Writer) { printBackup(w, res) })
 		},
