@@ -15,6 +15,27 @@ import (
 	"github.com/intercooperative/icn/node/controlapi"
 )
 
+// ledgerNode is a running daemon whose DID issued "hours" (no decimals, a
+// large credit limit), and the DID of a member to pay.
+type ledgerNode struct {
+	dir   string
+	cfg   string
+	ports ports
+	d     *daemon
+	payee string
+}
+
+func startLedgerNode(t *testing.T) *ledgerNode {
+	t.Helper()
+	dir, other := tempDir(t), tempDir(t)
+	initID(t, dir)
+	payee := initID(t, other)
+	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
+	d := startDaemon(t, dir, cfg, p)
+	ok(t, dir, "ledger", "currency", "create", "hours", "--decimals", "0", "--credit-limit", "1000000")
+	return &ledgerNode{dir: dir, cfg: cfg, ports: p, d: d, payee: payee.DID}
+}
+
 // payer pays from a daemon's DID in several goroutines until stopped or
 // until the daemon stops answering, keeping the CIDs it got back.
 type payer struct {
@@ -76,14 +97,11 @@ func (p *payer) stop() {
 // nothing; an altered or cut archive is refused where it is bad and the rest
 // is kept.
 func TestLedgerBackupAndRestore(t *testing.T) {
-	dir, other := tempDir(t), tempDir(t)
-	initID(t, dir)
-	payee := initID(t, other)
-	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
-	d := startDaemon(t, dir, cfg, p)
-	ok(t, dir, "ledger", "currency", "create", "hours", "--decimals", "0", "--credit-limit", "1000000")
+	n := startLedgerNode(t)
+	dir, cfg, p, d := n.dir, n.cfg, n.ports, n.d
+	payee := n.payee
 
-	pay := startPaying(t, dir, payee.DID, "backup", 3)
+	pay := startPaying(t, dir, payee, "backup", 3)
 	require.Eventually(t, func() bool { return pay.count() >= 200 }, 60*time.Second, 10*time.Millisecond)
 	ackedBefore := pay.count()
 	archive := filepath.Join(tempDir(t), "ledger.car")
@@ -138,7 +156,7 @@ func TestLedgerBackupAndRestore(t *testing.T) {
 	require.Equal(t, later.StateHash, res2.StateHash)
 
 	// It pays on from its own last restored entry: nothing is quarantined.
-	e := decode[controlapi.Entry](t, ok(t, dir, "ledger", "pay", payee.DID, "1", "hours", "--json"))
+	e := decode[controlapi.Entry](t, ok(t, dir, "ledger", "pay", payee, "1", "hours", "--json"))
 	require.Equal(t, "accepted", e.Status)
 	require.Empty(t, decode[[]controlapi.Quarantined](t, ok(t, dir, "ledger", "quarantine", "list", "--json")))
 
@@ -220,13 +238,9 @@ func TestDamagedDatastoreNamesTheWayOut(t *testing.T) {
 // keeps paying: a ledger archive that restores cleanly and a tarball of the
 // data dir without the datastore; backups past their days are deleted.
 func TestBackupScriptOnARunningNode(t *testing.T) {
-	dir, other, dest := tempDir(t), tempDir(t), tempDir(t)
-	initID(t, dir)
-	payee := initID(t, other)
-	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
-	d := startDaemon(t, dir, cfg, p)
-	ok(t, dir, "ledger", "currency", "create", "hours", "--decimals", "0", "--credit-limit", "1000000")
-	pay := startPaying(t, dir, payee.DID, "script", 2)
+	n, dest, other := startLedgerNode(t), tempDir(t), tempDir(t)
+	dir, d := n.dir, n.d
+	pay := startPaying(t, dir, n.payee, "script", 2)
 	require.Eventually(t, func() bool { return pay.count() >= 50 }, 60*time.Second, 10*time.Millisecond)
 
 	old := filepath.Join(dest, "ledger-2000-01-01.car")

@@ -94,17 +94,13 @@ func TestLedgerSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		rounds = 2
 	}
-	dir, other := tempDir(t), tempDir(t)
-	initID(t, dir)
-	payee := initID(t, other)
-	cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
-	d := startDaemon(t, dir, cfg, p)
-	ok(t, dir, "ledger", "currency", "create", "hours", "--decimals", "0", "--credit-limit", "1000000")
+	n := startLedgerNode(t)
+	dir, cfg, p, d := n.dir, n.cfg, n.ports, n.d
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var acked []string
 	for round := 0; round < rounds; round++ {
 		// Pay from several goroutines until the daemon dies under them.
-		pay := startPaying(t, dir, payee.DID, fmt.Sprintf("r%d", round), 3)
+		pay := startPaying(t, dir, n.payee, fmt.Sprintf("r%d", round), 3)
 		// Let some payments through, then kill at a random moment.
 		want := 20 + r.IntN(40)
 		require.Eventually(t, func() bool { return pay.count() >= want }, 60*time.Second, 5*time.Millisecond)
