@@ -190,6 +190,13 @@ func unexpected(err error) error {
 	return err
 }
 
+// Skip passes over the next block without reading its CID or checking it,
+// for counting an archive's blocks. At the end it returns io.EOF.
+func (r *Reader) Skip() error {
+	_, err := r.section(MaxSectionSize)
+	return err
+}
+
 // Next returns the next block and its CID, having checked that the block
 // hashes to it. The block is a fresh copy. At the end it returns io.EOF.
 func (r *Reader) Next() (cid.Cid, []byte, error) {

@@ -65,6 +65,12 @@ func TestRoundTrip(t *testing.T) {
 		cs, bs, err := readAll(r)
 		require.NoError(t, err)
 		require.Len(t, cs, 50)
+		skipped, err := NewReader(bytes.NewReader(data))
+		require.NoError(t, err)
+		n := 0
+		for ; skipped.Skip() == nil; n++ {
+		}
+		require.Equal(t, 50, n, "Skip passes over every block")
 		for i := range cs {
 			b, c := block(i)
 			require.Equal(t, c, cs[i])

@@ -420,14 +420,13 @@ func (s *Store) Check(block []byte) error {
 	return err
 }
 
-// checkedBlocks remembers the blocks Check passed, by CID, up to max of
-// them, the oldest forgotten first. A CID is the hash of the block's bytes,
+// checkedBlocks remembers the blocks Check passed, by CID, up to checkedMax
+// of them, the oldest forgotten first. A CID is the hash of the block's bytes,
 // so a block that hashes to a remembered CID is the block that was checked.
 type checkedBlocks struct {
 	mu    sync.Mutex
-	max   int
 	byCID map[cid.Cid]*ledger.Verified
-	order []cid.Cid // insertion order, a ring of max
+	order []cid.Cid // insertion order, a ring of checkedMax
 	next  int
 }
 
@@ -439,9 +438,8 @@ func (c *checkedBlocks) put(v *ledger.Verified) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byCID == nil {
-		c.max = checkedMax
-		c.byCID = make(map[cid.Cid]*ledger.Verified, c.max)
-		c.order = make([]cid.Cid, c.max)
+		c.byCID = make(map[cid.Cid]*ledger.Verified, checkedMax)
+		c.order = make([]cid.Cid, checkedMax)
 	}
 	if _, ok := c.byCID[v.CID]; ok {
 		return
@@ -450,7 +448,7 @@ func (c *checkedBlocks) put(v *ledger.Verified) {
 		delete(c.byCID, old)
 	}
 	c.order[c.next] = v.CID
-	c.next = (c.next + 1) % c.max
+	c.next = (c.next + 1) % checkedMax
 	c.byCID[v.CID] = v
 }
 
