@@ -5,11 +5,12 @@ import (
 	"errors"
 
 	"fmt"
-	"github.com/ipfs/go-cid"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -26,6 +27,7 @@ import (
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node/config"
+	"github.com/intercooperative/icn/node/limits"
 	"github.com/intercooperative/icn/protocols/discovery"
 	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
@@ -76,7 +78,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("network.listen_addr: %w", err)
 	}
-	rm, err := newResourceManager(deps.cfg.Limits, deps.log, deps.metrics)
+	rm, err := limits.New(deps.cfg.Limits, deps.log, deps.metrics.resourceBlocked)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
