@@ -261,11 +261,6 @@ func (n *Node) Run(ctx context.Context) error {
 		defer parts.done("network")
 		return n.superviseNetwork(gctx)
 	})
-	parts.add("memory limit")
-	g.Go(func() error {
-		defer parts.done("memory limit")
-		return memoryLimiter{fixed: int64(n.cfg.Limits.MemorySoftLimitMB) << 20, log: n.log}.Run(gctx)
-	})
 	g.Go(func() error {
 		<-gctx.Done()
 		n.ready.Store(false)

@@ -167,6 +167,15 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 	// far larger than what the node keeps; hand it back to the OS now
 	// rather than whenever the collector next runs.
 	debug.FreeOSMemory()
+	// The soft memory limit is process-wide policy, so it lives here and
+	// not in package node (tests run many nodes in one process).
+	limiterCtx, stopLimiter := context.WithCancel(context.Background())
+	limiterDone := make(chan struct{})
+	go func() {
+		defer close(limiterDone)
+		_ = memoryLimiter{fixed: int64(cfg.Limits.MemorySoftLimitMB) << 20, log: log}.Run(limiterCtx)
+	}()
+	defer func() { stopLimiter(); <-limiterDone }()
 	errc := make(chan error, 1)
 	go func() { errc <- n.Run(ctx) }()
 	select {
