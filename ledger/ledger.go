@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -616,13 +617,20 @@ func (l *Ledger) judge(c *candidate, vc vclock, raw uint64) (Status, string) {
 			after, ok := addInt64(bal, p.amount)
 			if !ok || after < -def.CreditLimit {
 				f := func(u int64) string { return FormatAmount(u, def.Decimals) }
-				return StatusQuarantined, fmt.Sprintf("over the credit limit: %s would go from %s to %s %s, below the limit of -%s",
+				return StatusQuarantined, fmt.Sprintf(ReasonOverCreditLimit+": %s would go from %s to %s %s, below the limit of -%s",
 					c.who, f(bal), f(after), l.curs[p.cur].Symbol, f(def.CreditLimit))
 			}
 		}
 	}
 	return StatusAccepted, ""
 }
+
+// ReasonOverCreditLimit starts the reason of an entry that would take its
+// author below a currency's credit limit.
+const ReasonOverCreditLimit = "over the credit limit"
+
+// OverCreditLimit reports whether a quarantine reason is the credit limit.
+func OverCreditLimit(reason string) bool { return strings.HasPrefix(reason, ReasonOverCreditLimit) }
 
 func (l *Ledger) curName(cur uint32) string {
 	if int(cur) < len(l.curs) {

@@ -2,10 +2,7 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"time"
@@ -19,112 +16,6 @@ import (
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/node/controlapi"
 )
-
-// controlHandler serves the /v0 control API on the unix socket.
-func (n *Node) controlHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+controlapi.RouteStatus, func(w http.ResponseWriter, r *http.Request) {
-		controlapi.WriteJSON(w, http.StatusOK, n.Status())
-	})
-	mux.HandleFunc("GET "+controlapi.RouteIdentity, func(w http.ResponseWriter, r *http.Request) {
-		controlapi.WriteJSON(w, http.StatusOK, n.identityInfo())
-	})
-	mux.HandleFunc("POST "+controlapi.RouteRotate, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.RotateRequest
-		if !decodeBody(w, r, &req) {
-			return
-		}
-		id, err := n.Rotate(r.Context(), req.Passphrase)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, id)
-	})
-	mux.HandleFunc("GET "+controlapi.RoutePeers, func(w http.ResponseWriter, r *http.Request) {
-		controlapi.WriteJSON(w, http.StatusOK, n.Peers())
-	})
-	mux.HandleFunc("POST "+controlapi.RouteDial, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.DialRequest
-		if !decodeBody(w, r, &req) {
-			return
-		}
-		p, err := n.Dial(r.Context(), req)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, p)
-	})
-	mux.HandleFunc("POST "+controlapi.RouteDisconnect, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.DisconnectRequest
-		if !decodeBody(w, r, &req) {
-			return
-		}
-		res, err := n.Disconnect(req.Peer)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, res)
-	})
-	mux.HandleFunc("POST "+controlapi.RouteBootstrap, func(w http.ResponseWriter, r *http.Request) {
-		controlapi.WriteJSON(w, http.StatusOK, n.Bootstrap(r.Context()))
-	})
-	mux.HandleFunc("POST "+controlapi.RouteResolve, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.ResolveRequest
-		if !decodeBody(w, r, &req) {
-			return
-		}
-		d, err := did.Parse(req.DID)
-		if err != nil {
-			writeErr(w, badRequest(err.Error(), "a DID looks like did:icn:z…; `icnctl id show` prints a node's DID"))
-			return
-		}
-		res, err := n.Resolve(r.Context(), d)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, res)
-	})
-	mux.HandleFunc("GET "+controlapi.RouteLimits, n.handleLimits)
-	n.ledgerRoutes(mux)
-	n.gossipRoutes(mux)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound,
-			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path),
-			Hint:    "icnctl and icnd may be different versions; this icnd is " + version.Version})
-	})
-	return mux
-}
-
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusBadRequest, Message: "bad request body: " + err.Error()})
-		return false
-	}
-	return true
-}
-
-func writeErr(w http.ResponseWriter, err error) {
-	var ce *controlapi.Error
-	if errors.As(err, &ce) {
-		controlapi.WriteError(w, ce)
-		return
-	}
-	status := http.StatusInternalServerError
-	if errors.Is(err, context.DeadlineExceeded) {
-		status = http.StatusGatewayTimeout
-	}
-	controlapi.WriteError(w, &controlapi.Error{Status: status, Message: err.Error()})
-}
-
-func badRequest(msg, hint string) error {
-	return &controlapi.Error{Status: http.StatusBadRequest, Message: msg, Hint: hint}
-}
 
 // Status is what `icnctl status` shows.
 func (n *Node) Status() controlapi.Status {
@@ -155,7 +46,8 @@ func protocolStrings(ps []protocol.ID) []string {
 	return out
 }
 
-func (n *Node) identityInfo() controlapi.Identity {
+// IdentityInfo is the node's DID, current peer ID and binding sequence.
+func (n *Node) IdentityInfo() controlapi.Identity {
 	st := n.current()
 	return controlapi.Identity{DID: st.id.DID.String(), PeerID: st.h.ID().String(), BindingSeq: st.id.Binding.Seq}
 }
@@ -207,8 +99,8 @@ func (n *Node) Disconnect(target string) (controlapi.DisconnectResponse, error) 
 		return controlapi.DisconnectResponse{}, err
 	}
 	if len(peers) == 0 {
-		return controlapi.DisconnectResponse{}, &controlapi.Error{Status: http.StatusNotFound,
-			Message: fmt.Sprintf("not connected to %s", target), Hint: "`icnctl network peers` lists connected peers"}
+		_, derr := did.Parse(target)
+		return controlapi.DisconnectResponse{}, &NotConnectedError{Target: target, IsDID: derr == nil, Op: "disconnect"}
 	}
 	res := controlapi.DisconnectResponse{Disconnected: []string{}}
 	for _, p := range peers {
@@ -236,9 +128,7 @@ func (n *Node) connectedPeersOf(st *netStack, target string) ([]peer.ID, error) 
 			peers = append(peers, p)
 		}
 	} else {
-		return nil, badRequest(
-			fmt.Sprintf("%q is neither a peer ID nor a DID (%v)", target, err),
-			"give a peer ID (12D3Koo…) or a DID (did:icn:z…); `icnctl network peers` lists both")
+		return nil, argErrf(ArgPeer, target, "%q is neither a peer ID nor a DID (%w)", target, err)
 	}
 	return peers, nil
 }
@@ -247,12 +137,7 @@ func (n *Node) connectedPeersOf(st *netStack, target string) ([]peer.ID, error) 
 func (n *Node) Rotate(ctx context.Context, passphrase string) (controlapi.Identity, error) {
 	id, err := n.ks.Rotate(passphrase, time.Now())
 	if err != nil {
-		e := &controlapi.Error{Status: http.StatusInternalServerError, Message: err.Error()}
-		if errors.Is(err, did.ErrWrongPassphrase) {
-			e.Status = http.StatusForbidden
-			e.Hint = "check ICN_KEYSTORE_PASSPHRASE (or the passphrase you typed); the keystore and the running node were not changed"
-		}
-		return controlapi.Identity{}, e
+		return controlapi.Identity{}, err
 	}
 	req := rotateRequest{id: id, done: make(chan error, 1)}
 	select {
@@ -263,7 +148,7 @@ func (n *Node) Rotate(ctx context.Context, passphrase string) (controlapi.Identi
 	if err := <-req.done; err != nil {
 		return controlapi.Identity{}, err
 	}
-	return n.identityInfo(), nil
+	return n.IdentityInfo(), nil
 }
 
 // healthHandler serves /health, /ready and their k8s-style aliases.

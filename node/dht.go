@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -105,14 +104,10 @@ func (n *Node) dialResolved(ctx context.Context, want did.DID) (controlapi.Peer,
 		return controlapi.Peer{}, err
 	}
 	if len(r.Addrs) == 0 && !r.Connected {
-		return controlapi.Peer{}, &controlapi.Error{Status: http.StatusNotFound,
-			Message: fmt.Sprintf("found no address for %s (peer %s, from %s); DHT: %s", want, pid, r.Source, r.DHT),
-			Hint:    "check that the node is up and bootstrapped (`icnctl network bootstrap`), or give its address: icnctl network dial DID HOST:PORT"}
+		return controlapi.Peer{}, &NoAddressError{DID: want, Peer: pid, Source: r.Source, DHT: r.DHT}
 	}
 	if err := st.h.Connect(ctx, peer.AddrInfo{ID: pid, Addrs: st.h.Peerstore().Addrs(pid)}); err != nil {
-		n.deps.metrics.dialFailures.WithLabelValues(dialFailureReason(err)).Inc()
-		return controlapi.Peer{}, &controlapi.Error{Status: http.StatusBadGateway,
-			Message: fmt.Sprintf("dial %s (%s, resolved from %s): %v", want, pid, r.Source, err)}
+		return controlapi.Peer{}, n.dialFailed(&DialError{Peer: pid, Addr: want.String(), Via: want.String() + ", resolved from " + r.Source, Err: err})
 	}
 	return n.proveDID(ctx, st, pid, want, "its resolved address")
 }

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/quic-go/quic-go"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/node/config"
@@ -33,13 +36,13 @@ func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi
 	defer cancel()
 	st := n.current()
 	if req.Addr == "" && req.DID == "" {
-		return controlapi.Peer{}, badRequest("nothing to dial", "give a multiaddr, or a DID and an address")
+		return controlapi.Peer{}, ErrNothingToDial
 	}
 	var want did.DID
 	if req.DID != "" {
 		d, err := did.Parse(req.DID)
 		if err != nil {
-			return controlapi.Peer{}, badRequest(err.Error(), "a DID looks like did:icn:z…; `icnctl id show` prints a node's DID")
+			return controlapi.Peer{}, argErr(ArgDID, req.DID, err)
 		}
 		want = d
 	}
@@ -48,12 +51,11 @@ func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi
 	}
 	addr, pid, err := parseDialAddr(req.Addr)
 	if err != nil {
-		return controlapi.Peer{}, badRequest(err.Error(), "an address is host:port (192.168.1.10:7777) or a multiaddr (/ip4/192.168.1.10/udp/7777/quic-v1/p2p/12D3Koo…)")
+		return controlapi.Peer{}, argErr(ArgAddr, req.Addr, err)
 	}
 	if want.IsZero() {
 		if pid == "" {
-			return controlapi.Peer{}, badRequest(fmt.Sprintf("%s does not say which peer to expect (no /p2p/<peer id>)", req.Addr),
-				"append /p2p/<peer id>, or dial by DID: icnctl network dial DID ADDR")
+			return controlapi.Peer{}, argErr(ArgAddr, req.Addr, &MissingPeerIDError{Addr: req.Addr})
 		}
 		if err := n.connect(ctx, st, pid, addr); err != nil {
 			return controlapi.Peer{}, err
@@ -111,21 +113,18 @@ func (n *Node) proveDID(ctx context.Context, st *netStack, p peer.ID, want did.D
 	bd, err := st.idsvc.Fetch(ctx, p)
 	if err != nil {
 		_ = st.h.Network().ClosePeer(p)
-		return controlapi.Peer{}, &controlapi.Error{Status: http.StatusBadGateway,
-			Message: fmt.Sprintf("the peer at %s (%s) did not prove %s: %v", addr, p, want, err)}
+		return controlapi.Peer{}, &ProofError{Addr: addr, Peer: p, Want: want, Err: err}
 	}
 	if bd.DID != want {
 		_ = st.h.Network().ClosePeer(p)
-		return controlapi.Peer{}, &controlapi.Error{Status: http.StatusConflict,
-			Message: fmt.Sprintf("the peer at %s is %s, not %s", addr, bd.DID, want),
-			Hint:    "check the DID and the address; `icnctl id show` on the other host prints its DID"}
+		return controlapi.Peer{}, &ProofError{Addr: addr, Peer: p, Want: want, Got: bd.DID}
 	}
 	return n.peerInfo(st, p), nil
 }
 
 func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Multiaddr) error {
 	if p == st.h.ID() {
-		return badRequest("that is this node itself", "dial another node's address")
+		return ErrDialSelf
 	}
 	if st.h.Network().Connectedness(p) != network.Connected {
 		// An explicit dial means "this address, now": forget addresses from
@@ -140,9 +139,7 @@ func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Mul
 		if _, ok := discovery.MismatchedPeer(err); ok {
 			return err
 		}
-		n.deps.metrics.dialFailures.WithLabelValues(dialFailureReason(err)).Inc()
-		return &controlapi.Error{Status: http.StatusBadGateway, Message: fmt.Sprintf("dial %s at %s: %v", p, addr, err),
-			Hint: "check that icnd runs there, that UDP to that port is open, and the address (`icnctl status` on that host prints it)"}
+		return n.dialFailed(&DialError{Peer: p, Addr: addr.String(), Err: err})
 	}
 	if !wasConnected {
 		n.deps.metrics.peersDiscovered.WithLabelValues("manual").Inc()
@@ -150,21 +147,34 @@ func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Mul
 	return nil
 }
 
-// dialFailureReason classifies a dial error for icn_network_dial_failures_total.
+// dialFailed counts a failed dial by reason and returns it.
+func (n *Node) dialFailed(e *DialError) error {
+	e.Reason = dialFailureReason(e.Err)
+	n.deps.metrics.dialFailures.WithLabelValues(e.Reason).Inc()
+	return e
+}
+
+// dialFailureReason classifies a dial error for
+// icn_network_dial_failures_total by the errors go-libp2p and the kernel
+// return. quic-go reports a closed port as an application error without a
+// Go error type of its own, so that one case reads the error code.
 func dialFailureReason(err error) string {
-	msg := err.Error()
+	var mismatch sec.ErrPeerIDMismatch
+	var netErr net.Error
+	var qerr *quic.TransportError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline exceeded"):
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return "timeout"
-	case strings.Contains(msg, "resource limit exceeded"):
+	case errors.Is(err, network.ErrResourceLimitExceeded):
 		return "resource_limit"
-	case strings.Contains(msg, "gater disallows") || strings.Contains(msg, "gated"):
+	case errors.Is(err, swarm.ErrGaterDisallowedConnection):
 		return "gated"
-	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "CONNECTION_REFUSED"):
+	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &qerr) && qerr.ErrorCode == quic.ConnectionRefused:
 		return "refused"
-	case strings.Contains(msg, "no route to host") || strings.Contains(msg, "network is unreachable") || strings.Contains(msg, "no addresses") || strings.Contains(msg, "no good addresses"):
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, swarm.ErrNoAddresses), errors.Is(err, swarm.ErrNoGoodAddresses):
 		return "unreachable"
-	case strings.Contains(msg, "peer id mismatch"):
+	case errors.As(err, &mismatch), errors.As(err, new(*sec.ErrPeerIDMismatch)):
 		return "peer_id_mismatch"
 	}
 	return "other"
@@ -178,7 +188,7 @@ func parseDialAddr(s string) (ma.Multiaddr, peer.ID, error) {
 	}
 	m, err := ma.NewMultiaddr(s)
 	if err != nil {
-		return nil, "", fmt.Errorf("%q is not a multiaddr: %v", s, err)
+		return nil, "", fmt.Errorf("%q is not a multiaddr: %w", s, err)
 	}
 	transport, last := ma.SplitLast(m)
 	if last != nil && last.Protocol().Code == ma.P_P2P {
@@ -192,4 +202,12 @@ func parseDialAddr(s string) (ma.Multiaddr, peer.ID, error) {
 		return transport, pid, nil
 	}
 	return m, "", nil
+}
+
+// MissingPeerIDError means a multiaddr dialled without a DID does not say
+// which peer to expect.
+type MissingPeerIDError struct{ Addr string }
+
+func (e *MissingPeerIDError) Error() string {
+	return fmt.Sprintf("%s does not say which peer to expect (no /p2p/<peer id>)", e.Addr)
 }

@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -62,41 +60,25 @@ func newGossip(deps stackDeps, st *netStack) (*gossip.Service, error) {
 	})
 }
 
-func (n *Node) gossipRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+controlapi.RouteGossipTopics, func(w http.ResponseWriter, r *http.Request) {
-		controlapi.WriteJSON(w, http.StatusOK, n.GossipTopics())
-	})
-	mux.HandleFunc("POST "+controlapi.RouteGossipPublish, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.GossipPublishRequest
-		if !decodeBody(w, r, &req) {
-			return
-		}
-		p, err := n.GossipPublish(r.Context(), req)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, p)
-	})
-	mux.HandleFunc("POST "+controlapi.RouteGossipLeave, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.GossipLeaveRequest
-		if !decodeBody(w, r, &req) {
-			return
-		}
-		if strings.HasPrefix(req.Topic, "ledger:") {
-			writeErr(w, &controlapi.Error{Status: http.StatusForbidden,
-				Message: fmt.Sprintf("%s carries the ledger; the node stays on it", req.Topic),
-				Hint:    "ledger topics are managed by icnd itself"})
-			return
-		}
-		if err := n.current().gossip.Leave(req.Topic); err != nil {
-			writeErr(w, &controlapi.Error{Status: http.StatusNotFound, Message: err.Error(),
-				Hint: "`icnctl gossip topics` lists the joined topics"})
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, map[string]string{"left": req.Topic})
-	})
-	mux.HandleFunc("GET "+controlapi.RouteGossipSubscribe, n.serveGossipSubscribe)
+// GossipLeave leaves a topic; the ledger's topics cannot be left.
+func (n *Node) GossipLeave(topic string) error {
+	if strings.HasPrefix(topic, "ledger:") {
+		return fmt.Errorf("%s carries the ledger; the node stays on it: %w", topic, ErrLedgerTopic)
+	}
+	svc := n.current().gossip
+	joined := false
+	for _, t := range svc.Topics() {
+		joined = joined || t.Topic == topic
+	}
+	if !joined {
+		return &TopicNotJoinedError{Topic: topic}
+	}
+	return svc.Leave(topic)
+}
+
+// GossipWireTopic is the GossipSub topic a topic name travels on.
+func (n *Node) GossipWireTopic(topic string) string {
+	return gossip.WireTopic(n.cfg.Network.NetworkID, topic)
 }
 
 // GossipTopics lists the joined topics.
@@ -110,12 +92,10 @@ func (n *Node) GossipTopics() []controlapi.GossipTopic {
 	return out
 }
 
-const topicHint = "a topic name is 1-128 printable characters without spaces or '/', e.g. chat:general or ledger:hours"
-
 // GossipPublish signs and publishes a message as this node's DID.
 func (n *Node) GossipPublish(ctx context.Context, req controlapi.GossipPublishRequest) (controlapi.GossipPublished, error) {
 	if err := gossip.CheckTopic(req.Topic); err != nil {
-		return controlapi.GossipPublished{}, badRequest(err.Error(), topicHint)
+		return controlapi.GossipPublished{}, argErr(ArgTopic, req.Topic, err)
 	}
 	typ := req.Type
 	if typ == "" {
@@ -128,16 +108,11 @@ func (n *Node) GossipPublish(ctx context.Context, req controlapi.GossipPublishRe
 	defer cancel()
 	p, err := n.current().gossip.Publish(ctx, req.Topic, typ, req.Data)
 	if err != nil {
-		var tl *gossip.TooLargeError
-		switch {
-		case errors.As(err, &tl):
-			return controlapi.GossipPublished{}, &controlapi.Error{Status: http.StatusRequestEntityTooLarge, Message: err.Error(),
-				Hint: "send less data, or raise gossip.max_message_size on every node"}
-		case errors.Is(err, gossip.ErrStopped):
-			return controlapi.GossipPublished{}, &controlapi.Error{Status: http.StatusServiceUnavailable, Message: err.Error(),
-				Hint: "icnd is stopping or re-keying; try again in a moment"}
+		if errors.As(err, new(*gossip.TooLargeError)) || errors.Is(err, gossip.ErrStopped) || ctx.Err() != nil {
+			return controlapi.GossipPublished{}, err
 		}
-		return controlapi.GossipPublished{}, badRequest(err.Error(), "")
+		// What is left is the payload type: reserved or unknown.
+		return controlapi.GossipPublished{}, argErr(ArgType, typ, err)
 	}
 	return controlapi.GossipPublished{ID: p.ID.String(), Topic: p.Topic, Seq: p.Seq, Peers: p.Peers}, nil
 }
@@ -149,75 +124,3 @@ func (n *Node) GossipSubscribe(topic string) (*gossip.Subscription, error) {
 
 // Gossip is the current stack's gossip service (a key rotation replaces it).
 func (n *Node) Gossip() *gossip.Service { return n.current().gossip }
-
-// gossipWriteTimeout bounds one write of a subscription stream, so a client
-// that stops reading cannot hold the handler (and the shutdown) forever.
-const gossipWriteTimeout = 10 * time.Second
-
-// serveGossipSubscribe streams a subscription as newline-delimited JSON,
-// one flushed line per message, until the client goes away or the node ends
-// the subscription (shutdown, key rotation, leave), which it says in a last
-// {"end":…} line.
-func (n *Node) serveGossipSubscribe(w http.ResponseWriter, r *http.Request) {
-	topic := r.URL.Query().Get("topic")
-	if err := gossip.CheckTopic(topic); err != nil {
-		writeErr(w, badRequest(err.Error(), topicHint))
-		return
-	}
-	svc := n.current().gossip
-	sub, err := svc.Subscribe(topic, 0)
-	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, gossip.ErrStopped) {
-			status = http.StatusServiceUnavailable
-		}
-		writeErr(w, &controlapi.Error{Status: status, Message: err.Error()})
-		return
-	}
-	defer sub.Cancel()
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	send := func(ev controlapi.GossipEvent) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(gossipWriteTimeout))
-		return enc.Encode(ev) == nil && rc.Flush() == nil
-	}
-	wire := gossip.WireTopic(n.cfg.Network.NetworkID, topic)
-	if !send(controlapi.GossipEvent{Subscribed: &controlapi.GossipSubscribed{Topic: topic, WireTopic: wire}}) {
-		return
-	}
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case m, ok := <-sub.Messages():
-			if !ok {
-				send(controlapi.GossipEvent{End: gossipEnd(sub.Err())})
-				return
-			}
-			if !send(controlapi.GossipEvent{Message: gossipMessage(m)}) {
-				return
-			}
-		}
-	}
-}
-
-func gossipEnd(err error) *controlapi.GossipEnd {
-	switch {
-	case errors.Is(err, gossip.ErrStopped):
-		return &controlapi.GossipEnd{Reason: "stopped", Message: "icnd ended the subscription: it is shutting down or restarting its network (key rotation)"}
-	case errors.Is(err, gossip.ErrLeft):
-		return &controlapi.GossipEnd{Reason: "left", Message: "icnd ended the subscription: the topic was left"}
-	}
-	return &controlapi.GossipEnd{Reason: "error", Message: fmt.Sprintf("icnd ended the subscription: %v", err)}
-}
-
-func gossipMessage(m *gossip.Message) *controlapi.GossipMessage {
-	out := &controlapi.GossipMessage{ID: m.ID.String(), Topic: m.Topic, Author: m.Author.String(), Seq: m.Seq,
-		Time: m.Time().UTC(), Type: m.Type, Data: m.Payload, From: m.From.String(), Fetched: m.Fetched, Local: m.Local}
-	if (m.Type == gossip.TypeText || m.Type == gossip.TypeJSON) && utf8.Valid(m.Payload) {
-		out.Text = string(m.Payload)
-	}
-	return out
-}

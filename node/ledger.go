@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -56,8 +55,8 @@ func openLedger(ctx context.Context, dataDir string, log *slog.Logger) (*store.S
 	s, err := store.Open(ctx, dir, store.Options{})
 	switch {
 	case err == nil:
-	case strings.Contains(err.Error(), "Cannot acquire directory lock"):
-		return nil, fmt.Errorf("the ledger datastore %s is in use by another process (another icnd on this data dir?)", dir)
+	case errors.As(err, new(*store.InUseError)):
+		return nil, err
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOSPC), ctx.Err() != nil:
 		return nil, err
 	default:
@@ -102,92 +101,42 @@ func registerLedgerMetrics(reg prometheus.Registerer, s *store.Store) error {
 	return nil
 }
 
-func (n *Node) ledgerRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST "+controlapi.RouteLedgerCurrency, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.CurrencyRequest
-		if !decodeBody(w, r, &req) {
-			return
+// Quarantine lists the quarantined entries and why.
+func (n *Node) Quarantine() []controlapi.Quarantined {
+	out := []controlapi.Quarantined{}
+	n.ledger.Read(func(l *ledger.Ledger) {
+		for _, q := range l.Quarantine() {
+			out = append(out, controlapi.Quarantined{CID: q.CID.String(), Author: q.Author.String(), Seq: q.Seq, Reason: q.Reason})
 		}
-		e, err := n.CreateCurrency(r.Context(), req)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, e)
 	})
-	mux.HandleFunc("POST "+controlapi.RouteLedgerPay, func(w http.ResponseWriter, r *http.Request) {
-		var req controlapi.PayRequest
-		if !decodeBody(w, r, &req) {
-			return
-		}
-		e, err := n.Pay(r.Context(), req)
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, e)
-	})
-	mux.HandleFunc("GET "+controlapi.RouteLedgerBalance, func(w http.ResponseWriter, r *http.Request) {
-		bs, err := n.Balances(r.URL.Query().Get("did"), r.URL.Query().Get("currency"))
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, bs)
-	})
-	mux.HandleFunc("GET "+controlapi.RouteLedgerHistory, func(w http.ResponseWriter, r *http.Request) {
-		es, err := n.History(r.Context(), r.URL.Query().Get("did"))
-		if err != nil {
-			writeErr(w, err)
-			return
-		}
-		controlapi.WriteJSON(w, http.StatusOK, es)
-	})
-	mux.HandleFunc("GET "+controlapi.RouteLedgerHead, func(w http.ResponseWriter, r *http.Request) {
-		controlapi.WriteJSON(w, http.StatusOK, n.LedgerHead())
-	})
-	mux.HandleFunc("GET "+controlapi.RouteLedgerQuarantine, func(w http.ResponseWriter, r *http.Request) {
-		var out []controlapi.Quarantined
-		n.ledger.Read(func(l *ledger.Ledger) {
-			for _, q := range l.Quarantine() {
-				out = append(out, controlapi.Quarantined{CID: q.CID.String(), Author: q.Author.String(), Seq: q.Seq, Reason: q.Reason})
-			}
-		})
-		if out == nil {
-			out = []controlapi.Quarantined{}
-		}
-		controlapi.WriteJSON(w, http.StatusOK, out)
-	})
-	mux.HandleFunc("POST "+controlapi.RouteLedgerVerify, n.serveVerify)
-	mux.HandleFunc("GET "+controlapi.RouteLedgerBackup, n.serveBackup)
-	mux.HandleFunc("POST "+controlapi.RouteLedgerImport, n.serveImport)
-	mux.HandleFunc("POST "+controlapi.RouteLedgerSync, n.serveLedgerSync)
-	mux.HandleFunc("GET "+controlapi.RouteLedgerCurrencies, func(w http.ResponseWriter, r *http.Request) {
-		out := []controlapi.CurrencyInfo{}
-		n.ledger.Read(func(l *ledger.Ledger) {
-			for _, c := range l.Currencies() {
-				out = append(out, controlapi.CurrencyInfo{Symbol: c.ID.Symbol, Issuer: c.ID.Issuer.String(), Decimals: c.Def.Decimals,
-					CreditLimit: ledger.FormatAmount(c.Def.CreditLimit, c.Def.Decimals)})
-			}
-		})
-		controlapi.WriteJSON(w, http.StatusOK, out)
-	})
+	return out
 }
 
-// serveVerify streams progress as JSON lines, then the report.
-func (n *Node) serveVerify(w http.ResponseWriter, r *http.Request) {
-	controlapi.StreamProgress(w, func(progress func(done, total int)) (controlapi.VerifyReport, error) {
-		rep, err := n.ledger.Verify(r.Context(), progress)
-		if err != nil {
-			return controlapi.VerifyReport{}, err
+// Currencies lists the currencies defined in the ledger.
+func (n *Node) Currencies() []controlapi.CurrencyInfo {
+	out := []controlapi.CurrencyInfo{}
+	n.ledger.Read(func(l *ledger.Ledger) {
+		for _, c := range l.Currencies() {
+			out = append(out, controlapi.CurrencyInfo{Symbol: c.ID.Symbol, Issuer: c.ID.Issuer.String(), Decimals: c.Def.Decimals,
+				CreditLimit: ledger.FormatAmount(c.Def.CreditLimit, c.Def.Decimals)})
 		}
-		problems := rep.Problems
-		if problems == nil {
-			problems = []string{}
-		}
-		return controlapi.VerifyReport{Blocks: rep.Blocks, Accepted: rep.Accepted, Quarantined: rep.Quarantined, Pending: rep.Pending,
-			StateHash: rep.StateHash, OK: rep.OK(), Problems: problems}, nil
 	})
+	return out
+}
+
+// VerifyLedger re-reads every stored block and checks the state it makes;
+// progress, if set, gets blocks done and the total.
+func (n *Node) VerifyLedger(ctx context.Context, progress func(done, total int)) (controlapi.VerifyReport, error) {
+	rep, err := n.ledger.Verify(ctx, progress)
+	if err != nil {
+		return controlapi.VerifyReport{}, err
+	}
+	problems := rep.Problems
+	if problems == nil {
+		problems = []string{}
+	}
+	return controlapi.VerifyReport{Blocks: rep.Blocks, Accepted: rep.Accepted, Quarantined: rep.Quarantined, Pending: rep.Pending,
+		StateHash: rep.StateHash, OK: rep.OK(), Problems: problems}, nil
 }
 
 // signer returns the node's DID and DID key.
@@ -214,19 +163,7 @@ func (n *Node) appendEntry(ctx context.Context, fill func(l *ledger.Ledger, e *l
 		return sign(e)
 	})
 	if err != nil {
-		var re *ledger.RuleError
-		if errors.Is(err, store.ErrRefused) || errors.As(err, &re) {
-			e := &controlapi.Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
-			if strings.Contains(err.Error(), "credit limit") {
-				e.Hint = "nothing was written; pay less, receive payments first, or ask the currency's issuer for a currency with a higher limit"
-			}
-			return controlapi.Entry{}, e
-		}
-		var ce *controlapi.Error
-		if errors.As(err, &ce) {
-			return controlapi.Entry{}, err
-		}
-		return controlapi.Entry{}, fmt.Errorf("ledger: %w", err)
+		return controlapi.Entry{}, err
 	}
 	var out controlapi.Entry
 	n.ledger.Read(func(l *ledger.Ledger) {
@@ -247,24 +184,21 @@ func (n *Node) published(c cid.Cid) {
 // CreateCurrency defines a currency issued by this node's DID.
 func (n *Node) CreateCurrency(ctx context.Context, req controlapi.CurrencyRequest) (controlapi.Entry, error) {
 	if !ledger.ValidSymbol(req.Symbol) {
-		return controlapi.Entry{}, badRequest(fmt.Sprintf("currency symbol %q is not valid", req.Symbol),
-			"use 1-16 lowercase letters, digits, '_' or '-', starting with a letter, e.g. hours")
+		return controlapi.Entry{}, argErrf(ArgSymbol, req.Symbol, "currency symbol %q is not valid", req.Symbol)
 	}
 	if req.Decimals > ledger.MaxDecimals {
-		return controlapi.Entry{}, badRequest(fmt.Sprintf("%d decimals is too many", req.Decimals), fmt.Sprintf("use 0 to %d", ledger.MaxDecimals))
+		return controlapi.Entry{}, argErrf(ArgDecimals, fmt.Sprint(req.Decimals), "%d decimals is too many", req.Decimals)
 	}
 	// A zero limit would make the currency unusable: in mutual credit every
 	// payment starts with somebody going below zero.
 	limit, err := ledger.ParseAmount(req.CreditLimit, req.Decimals)
 	if err != nil {
-		return controlapi.Entry{}, badRequest("credit limit: "+err.Error(),
-			"give how far below zero an account may go, as a positive decimal in the currency's unit, e.g. --credit-limit 100")
+		return controlapi.Entry{}, argErrf(ArgCreditLimit, req.CreditLimit, "credit limit: %w", err)
 	}
 	return n.appendEntry(ctx, func(l *ledger.Ledger, e *ledger.Entry) error {
 		me := e.Author
 		if _, ok := l.LookupCurrency(ledger.CurrencyID{Symbol: req.Symbol, Issuer: me}); ok {
-			return &controlapi.Error{Status: http.StatusConflict, Message: fmt.Sprintf("this node already issues a currency %q", req.Symbol),
-				Hint: "pick another symbol; `icnctl ledger currency list` lists the currencies"}
+			return &CurrencyExistsError{Symbol: req.Symbol}
 		}
 		e.Kind = ledger.KindCurrency
 		e.Currency = &ledger.CurrencyDef{Symbol: req.Symbol, Decimals: req.Decimals, CreditLimit: limit}
@@ -289,32 +223,27 @@ func resolveCurrency(l *ledger.Ledger, s string) (ledger.Currency, error) {
 		for _, c := range l.Currencies() {
 			known = append(known, c.ID.Symbol)
 		}
-		hint := "create it with `icnctl ledger currency create " + sym + "`"
-		if len(known) > 0 {
-			hint += "; known currencies: " + strings.Join(known, ", ")
-		}
-		return ledger.Currency{}, &controlapi.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("unknown currency %q", s), Hint: hint}
+		return ledger.Currency{}, &UnknownCurrencyError{Symbol: s, Known: known}
 	}
 	var opts []string
 	for _, c := range matches {
 		opts = append(opts, c.ID.String())
 	}
-	return ledger.Currency{}, &controlapi.Error{Status: http.StatusConflict,
-		Message: fmt.Sprintf("several currencies are called %q", sym), Hint: "name one as SYMBOL@ISSUER: " + strings.Join(opts, ", ")}
+	return ledger.Currency{}, &AmbiguousCurrencyError{Symbol: sym, Options: opts}
 }
 
 // Pay pays req.To from this node's DID.
 func (n *Node) Pay(ctx context.Context, req controlapi.PayRequest) (controlapi.Entry, error) {
 	to, err := did.Parse(req.To)
 	if err != nil {
-		return controlapi.Entry{}, badRequest(err.Error(), "the payee is a DID like did:icn:z…; `icnctl id show` on their node prints it")
+		return controlapi.Entry{}, argErr(ArgPayee, req.To, err)
 	}
 	if len(req.Memo) > ledger.MaxMemo {
-		return controlapi.Entry{}, badRequest(fmt.Sprintf("the memo is %d bytes; at most %d", len(req.Memo), ledger.MaxMemo), "")
+		return controlapi.Entry{}, argErrf(ArgMemo, req.Memo, "the memo is %d bytes; at most %d", len(req.Memo), ledger.MaxMemo)
 	}
 	return n.appendEntry(ctx, func(l *ledger.Ledger, e *ledger.Entry) error {
 		if to == e.Author {
-			return badRequest("paying yourself changes nothing", "give another member's DID")
+			return ErrPaySelf
 		}
 		cur, err := resolveCurrency(l, req.Currency)
 		if err != nil {
@@ -322,7 +251,7 @@ func (n *Node) Pay(ctx context.Context, req controlapi.PayRequest) (controlapi.E
 		}
 		units, err := ledger.ParseAmount(req.Amount, cur.Def.Decimals)
 		if err != nil {
-			return badRequest(err.Error(), fmt.Sprintf("amounts are positive decimals with at most %d decimal places, e.g. 12.50", cur.Def.Decimals))
+			return &ArgError{Arg: ArgAmount, Value: req.Amount, Err: err, Decimals: cur.Def.Decimals}
 		}
 		e.Kind, e.Memo = ledger.KindTransfer, req.Memo
 		e.Postings = []ledger.Posting{
@@ -358,7 +287,7 @@ func (n *Node) Balances(didStr, currency string) ([]controlapi.Balance, error) {
 	if didStr != "" {
 		d, err := did.Parse(didStr)
 		if err != nil {
-			return nil, badRequest(err.Error(), "")
+			return nil, argErr(ArgDID, didStr, err)
 		}
 		who = d
 	}
@@ -398,7 +327,7 @@ func (n *Node) History(ctx context.Context, didStr string) ([]controlapi.Entry, 
 	if didStr != "" {
 		d, err := did.Parse(didStr)
 		if err != nil {
-			return nil, badRequest(err.Error(), "")
+			return nil, argErr(ArgDID, didStr, err)
 		}
 		who = d
 	}
@@ -437,8 +366,18 @@ func (n *Node) quarantineSize() int {
 	return q
 }
 
-// IngestLedgerBlocks stores ledger blocks obtained out of band (a backup,
-// another tool, a test) exactly as if a peer had sent them.
+// IngestLedgerBlocks stores ledger blocks obtained out of band (another
+// tool, a test) exactly as if a peer had sent them.
 func (n *Node) IngestLedgerBlocks(ctx context.Context, blocks [][]byte) ([]store.Result, error) {
 	return n.ledger.Ingest(ctx, blocks, nil)
 }
+
+// ImportLedgerBlocks is IngestLedgerBlocks for blocks that must have the
+// CIDs in want (a backup archive names each block's CID).
+func (n *Node) ImportLedgerBlocks(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]store.Result, error) {
+	return n.ledger.Ingest(ctx, blocks, want)
+}
+
+// LedgerBackup opens a consistent view of every stored block, as of now,
+// while ingest goes on; the caller closes it.
+func (n *Node) LedgerBackup() *store.Backup { return n.ledger.Backup() }

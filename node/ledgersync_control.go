@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 
@@ -15,35 +13,28 @@ import (
 	"github.com/intercooperative/icn/protocols/ledgersync"
 )
 
-// serveLedgerSync is POST /v0/ledger/sync: it starts the pulls (or joins
-// those already running), answering with an ordinary JSON error if it
-// cannot, then streams their progress and the report.
-func (n *Node) serveLedgerSync(w http.ResponseWriter, r *http.Request) {
-	var req controlapi.SyncRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	runs, err := n.startLedgerSync(r.Context(), req.Peer)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	controlapi.StreamProgress(w, func(progress func(done, total int)) (controlapi.SyncReport, error) {
-		return n.waitLedgerSync(r.Context(), runs, progress)
-	})
-}
-
 // SyncLedger pulls missing entries now from target (a peer ID or a DID),
 // or from every connected peer that serves ledger sync when target is "",
 // and waits for the pulls. A pull already running from one of those peers
 // is joined, not repeated. progress, if set, gets the entries received and
 // announced, summed over the peers.
 func (n *Node) SyncLedger(ctx context.Context, target string, progress func(received, announced int)) (controlapi.SyncReport, error) {
-	runs, err := n.startLedgerSync(ctx, target)
+	runs, err := n.StartLedgerSync(ctx, target)
 	if err != nil {
 		return controlapi.SyncReport{}, err
 	}
-	return n.waitLedgerSync(ctx, runs, progress)
+	return n.WaitLedgerSync(ctx, runs, progress)
+}
+
+// LedgerSyncRuns are pulls started by StartLedgerSync.
+type LedgerSyncRuns struct{ runs []watchedRun }
+
+// StartLedgerSync starts the pulls SyncLedger waits for (or joins those
+// already running), so a front door can refuse a sync that cannot start
+// before it begins to stream progress.
+func (n *Node) StartLedgerSync(ctx context.Context, target string) (LedgerSyncRuns, error) {
+	runs, err := n.startLedgerSync(ctx, target)
+	return LedgerSyncRuns{runs}, err
 }
 
 func (n *Node) startLedgerSync(ctx context.Context, target string) ([]watchedRun, error) {
@@ -54,26 +45,21 @@ func (n *Node) startLedgerSync(ctx context.Context, target string) ([]watchedRun
 	}
 	runs, err := st.sync.pullNow(ctx, peers)
 	if errors.Is(err, errSyncStopped) {
-		return nil, &controlapi.Error{Status: http.StatusServiceUnavailable, Message: "icnd is stopping or re-keying its network",
-			Hint: "try again in a moment"}
+		return nil, ErrStopping
 	}
 	return runs, err
 }
 
 // syncTargets picks the peers a manual sync pulls from.
 func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
-	dialHint := "`icnctl network dial MULTIADDR` connects to a peer, or list peers in network.bootstrap_peers; `icnctl network peers` lists connected peers"
 	if target == "" {
 		connected := st.h.Network().Peers()
 		if len(connected) == 0 {
-			return nil, &controlapi.Error{Status: http.StatusServiceUnavailable,
-				Message: "no peers connected: there is nobody to sync the ledger from", Hint: dialHint}
+			return nil, &NoSyncPeerError{Protocol: string(ledgersync.ID)}
 		}
 		peers := st.sync.serving(connected)
 		if len(peers) == 0 {
-			return nil, &controlapi.Error{Status: http.StatusServiceUnavailable,
-				Message: fmt.Sprintf("none of the %d connected peers serves ledger sync (%s)", len(connected), ledgersync.ID),
-				Hint:    "they may run an older icnd (`icnctl status` on a node lists its protocols), or they are still identifying: try again in a moment"}
+			return nil, &NoSyncPeerError{Connected: len(connected), Protocol: string(ledgersync.ID)}
 		}
 		return peers, nil
 	}
@@ -82,23 +68,19 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 		return nil, err
 	}
 	if len(peers) == 0 {
-		hint := "connect first with `icnctl network dial /ip4/…/udp/…/quic-v1/p2p/" + target + "`; `icnctl network peers` lists connected peers"
-		if _, err := did.Parse(target); err == nil {
-			hint = "connect first with `icnctl network dial " + target + " [ADDR]`; `icnctl network peers` lists connected peers"
-		}
-		return nil, &controlapi.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("not connected to %s", target), Hint: hint}
+		_, derr := did.Parse(target)
+		return nil, &NotConnectedError{Target: target, IsDID: derr == nil, Op: "sync"}
 	}
 	serving := st.sync.serving(peers)
 	if len(serving) == 0 {
-		return nil, &controlapi.Error{Status: http.StatusConflict,
-			Message: fmt.Sprintf("%s does not serve ledger sync (%s)", target, ledgersync.ID),
-			Hint:    "it may run an older icnd (`icnctl status` on that node lists its protocols), or it is still identifying: try again in a moment"}
+		return nil, &NoSyncPeerError{Target: target, Connected: len(peers), Protocol: string(ledgersync.ID)}
 	}
 	return serving, nil
 }
 
-// waitLedgerSync waits for the pulls and reports them.
-func (n *Node) waitLedgerSync(ctx context.Context, runs []watchedRun, progress func(received, announced int)) (controlapi.SyncReport, error) {
+// WaitLedgerSync waits for the pulls and reports them.
+func (n *Node) WaitLedgerSync(ctx context.Context, lr LedgerSyncRuns, progress func(received, announced int)) (controlapi.SyncReport, error) {
+	runs := lr.runs
 	states, err := waitRuns(ctx, runs, progress)
 	if err != nil {
 		return controlapi.SyncReport{}, err

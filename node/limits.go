@@ -1,23 +1,11 @@
 package node
 
 import (
-	"net/http"
-
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/node/limits"
 )
-
-// handleLimits serves GET /v0/network/limits.
-func (n *Node) handleLimits(w http.ResponseWriter, _ *http.Request) {
-	l, err := n.Limits()
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	controlapi.WriteJSON(w, http.StatusOK, l)
-}
 
 // Limits reports what the resource manager holds against its limits.
 func (n *Node) Limits() (controlapi.Limits, error) {

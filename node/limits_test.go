@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"strings"
 	"testing"
@@ -23,7 +22,6 @@ import (
 	"github.com/intercooperative/icn/internal/testutil"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
-	"github.com/intercooperative/icn/node/limits"
 )
 
 func limitsTestNode(t *testing.T, lim config.Limits, logs io.Writer) (*Node, *prometheus.Registry) {
@@ -45,7 +43,7 @@ func limitsTestNode(t *testing.T, lim config.Limits, logs io.Writer) (*Node, *pr
 	cfg.Limits = lim
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, limitsTestLog{t}), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	n, err := New(Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Registry: reg})
+	n, err := New(context.Background(), Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Registry: reg})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -178,38 +176,4 @@ func TestLimitsRefuseConnectionsAndStreams(t *testing.T) {
 	c4 := limitsTestClient(t)
 	require.Eventually(t, func() bool { return connect(c4) == nil }, 10*time.Second, 50*time.Millisecond)
 	require.True(t, n.Ready())
-}
-
-func TestLimitsControlRoute(t *testing.T) {
-	n, _ := limitsTestNode(t, config.Limits{}, io.Discard)
-	c := controlapi.NewClient(controlapi.SocketPath(n.cfg.DataDir))
-	ctx, cancel := context.WithTimeout(context.Background(), controlapi.DefaultTimeout)
-	defer cancel()
-	l, err := c.Limits(ctx)
-	require.NoError(t, err)
-
-	for name, u := range map[string]controlapi.Usage{
-		"system connections": l.System.Connections.Total, "system inbound connections": l.System.Connections.Inbound,
-		"system outbound connections": l.System.Connections.Outbound, "system streams": l.System.Streams.Total,
-		"system inbound streams": l.System.Streams.Inbound, "system memory": l.System.MemoryBytes, "system fds": l.System.FDs,
-		"transient connections": l.Transient.Connections.Total, "transient streams": l.Transient.Streams.Total,
-		"transient memory": l.Transient.MemoryBytes,
-	} {
-		require.Positive(t, u.Limit, name)
-		require.GreaterOrEqual(t, u.Used, int64(0), name)
-		require.LessOrEqual(t, u.Used, u.Limit, name)
-	}
-	require.LessOrEqual(t, l.Transient.Connections.Inbound.Limit, l.System.Connections.Inbound.Limit)
-	require.Equal(t, "limits.max_connections_inbound", l.System.Connections.Inbound.ConfigKey)
-	require.Equal(t, "limits.max_memory_mb", l.System.MemoryBytes.ConfigKey)
-	require.Positive(t, l.Peers.Limits.Connections)
-	require.Positive(t, l.Peers.Limits.Streams)
-	require.NotNil(t, l.Peers.Top)
-	require.Equal(t, limits.DefaultConnsPerIP, l.PerIP.Connections)
-	require.Equal(t, config.DefaultConnLowWater, l.ConnManager.LowWater)
-	require.Equal(t, config.DefaultConnHighWater, l.ConnManager.HighWater)
-	require.Equal(t, "1m0s", l.ConnManager.GracePeriod)
-	require.Empty(t, l.NearlyFull)
-	require.NotNil(t, l.Warnings)
-	require.Less(t, l.System.MemoryBytes.Limit, int64(math.MaxInt64))
 }

@@ -50,6 +50,10 @@ type Options struct {
 	// Registry receives every metric. Nil means a new registry with the Go
 	// runtime and process collectors.
 	Registry *prometheus.Registry
+	// Control builds the control socket's handler over the node: cmd/icnd
+	// and internal/harness pass controlserver.New. Nil answers every
+	// request with 503 (a node embedded without a control API).
+	Control func(*Node) http.Handler
 }
 
 // Node is a running ICN node.
@@ -65,6 +69,7 @@ type Node struct {
 	started  time.Time
 	ready    atomic.Bool
 
+	control   func(*Node) http.Handler
 	controlLn net.Listener
 	healthLn  net.Listener
 	metricsLn net.Listener
@@ -83,9 +88,10 @@ type rotateRequest struct {
 	done chan error
 }
 
-// New binds every listener and builds the libp2p host. On error nothing is
+// New binds every listener, opens the ledger and builds the libp2p host;
+// ctx bounds the opening (replaying a large ledger). On error nothing is
 // left open.
-func New(opts Options) (_ *Node, err error) {
+func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	cfg := opts.Config
 	if cfg.DataDir == "" {
 		return nil, errors.New("node: Config.DataDir is empty")
@@ -116,6 +122,7 @@ func New(opts Options) (_ *Node, err error) {
 		log:      log,
 		reg:      reg,
 		ks:       opts.Keystore,
+		control:  opts.Control,
 		book:     identity.NewBook(),
 		rotateCh: make(chan rotateRequest),
 		started:  time.Now(),
@@ -132,7 +139,7 @@ func New(opts Options) (_ *Node, err error) {
 	if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
 		return nil, err
 	}
-	if n.ledger, err = openLedger(context.Background(), cfg.DataDir, log); err != nil {
+	if n.ledger, err = openLedger(ctx, cfg.DataDir, log); err != nil {
 		return nil, err
 	}
 	// Gossip validation refuses blocks that are not valid entries, so their
@@ -253,7 +260,13 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	serve("control socket", n.controlLn, n.controlHandler())
+	control := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "this node serves no control API", http.StatusServiceUnavailable)
+	}))
+	if n.control != nil {
+		control = n.control(n)
+	}
+	serve("control socket", n.controlLn, control)
 	serve("health", n.healthLn, n.healthHandler())
 	serve("metrics", n.metricsLn, n.metricsHandler())
 	parts.add("network")

@@ -12,6 +12,7 @@ import (
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/node/controlserver"
 )
 
 func TestTwoNodesSeeEachOtherWithDIDs(t *testing.T) {
@@ -75,9 +76,8 @@ func TestDialByDIDAndAddress(t *testing.T) {
 	} {
 		_, err := a.Dial(ctx, req)
 		require.Error(t, err, "%+v", req)
-		var ce *controlapi.Error
-		require.ErrorAs(t, err, &ce, "%+v", req)
-		require.Equal(t, 400, ce.Status, "%+v: %v", req, err)
+		require.ErrorAs(t, err, new(*node.ArgError), "%+v", req)
+		require.Equal(t, 400, controlserver.Describe(err).Status, "%+v: %v", req, err)
 	}
 }
 
@@ -136,7 +136,7 @@ func TestSecondNodeOnSameDataDirRefused(t *testing.T) {
 	cfg.DataDir = a.DataDir
 	cfg.Network.ListenAddr = "127.0.0.1:0"
 	cfg.Observability.MetricsPort, cfg.Observability.HealthPort = 0, 0
-	_, err := node.New(node.Options{Config: cfg, Identity: a.Identity, Keystore: a.Keystore})
+	_, err := node.New(context.Background(), node.Options{Config: cfg, Identity: a.Identity, Keystore: a.Keystore})
 	require.ErrorContains(t, err, "another icnd is already running")
 	// The running node is unharmed.
 	_, err = a.Client.Status(context.Background())

@@ -24,6 +24,7 @@ import (
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/config"
+	"github.com/intercooperative/icn/node/controlserver"
 )
 
 func main() {
@@ -159,7 +160,7 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n, err := node.New(node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log})
+	n, err := node.New(ctx, node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Control: controlserver.Handler(log)})
 	if err != nil {
 		return err
 	}

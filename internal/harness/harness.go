@@ -21,6 +21,7 @@ import (
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/node/controlserver"
 )
 
 // Passphrase protects every harness keystore.
@@ -79,7 +80,7 @@ func startOne(t testing.TB, i int, opts []Option) *Node {
 	}
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", i)
-	nd, err := node.New(node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Registry: reg})
+	nd, err := node.New(context.Background(), node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Registry: reg, Control: controlserver.Handler(log)})
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -16,6 +16,7 @@ import (
 	"math"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -98,6 +99,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	bopts.GcInterval = 0
 	d, err := badger4.NewDatastore(dir, &bopts)
 	if err != nil {
+		// Badger formats its lock error with %+v, so no error type
+		// survives: its message is the only thing to go by.
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, &InUseError{Dir: dir}
+		}
 		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
 	}
 	s := &Store{ds: d, workers: opts.Workers, snapEvery: opts.SnapshotEvery, led: ledger.New(), inflight: map[cid.Cid]bool{}}
@@ -488,6 +494,27 @@ func (s *Store) ReadWithStateHash(fn func(l *ledger.Ledger)) [32]byte {
 	return h
 }
 
+// RefusedError is the ErrRefused of one entry: the status it would have had
+// and why.
+type RefusedError struct {
+	Status ledger.Status
+	Reason string
+}
+
+func (e *RefusedError) Error() string        { return ErrRefused.Error() + ": " + e.Reason }
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// OverCreditLimit reports whether the entry was refused for taking its
+// author below a credit limit.
+func (e *RefusedError) OverCreditLimit() bool { return ledger.OverCreditLimit(e.Reason) }
+
+// InUseError means another process holds the datastore open.
+type InUseError struct{ Dir string }
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("the ledger datastore %s is in use by another process (another icnd on this data dir?)", e.Dir)
+}
+
 // ErrRefused means a locally built entry would not be accepted; nothing was
 // stored. The error says why.
 var ErrRefused = errors.New("entry refused")
@@ -512,7 +539,7 @@ func (s *Store) Append(ctx context.Context, build func(l *ledger.Ledger) ([]byte
 		return Result{CID: v.CID}, err
 	}
 	if st != ledger.StatusAccepted {
-		return Result{CID: v.CID, Status: st, Reason: reason}, fmt.Errorf("%w: %s", ErrRefused, reason)
+		return Result{CID: v.CID, Status: st, Reason: reason}, &RefusedError{Status: st, Reason: reason}
 	}
 	if err := s.persist(ctx, []*ledger.Verified{v}, s.next); err != nil {
 		return Result{CID: v.CID}, err

@@ -1,0 +1,160 @@
+package controlserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/ledger"
+	"github.com/intercooperative/icn/ledger/store"
+	"github.com/intercooperative/icn/node"
+	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/protocols/gossip"
+)
+
+// Describe turns an error from the node's domain API into what a front door
+// answers: an HTTP status, the message and a hint saying what to do. It is
+// the one place that knows both the domain's errors and HTTP; the control
+// socket and the gateway both use it. An error it does not know is a 500
+// with the error's own text.
+func Describe(err error) *controlapi.Error {
+	e := &controlapi.Error{Status: http.StatusInternalServerError, Message: err.Error()}
+	set := func(status int, hint string) *controlapi.Error {
+		e.Status, e.Hint = status, hint
+		return e
+	}
+	var (
+		ce         *controlapi.Error
+		arg        *node.ArgError
+		notConn    *node.NotConnectedError
+		dial       *node.DialError
+		proof      *node.ProofError
+		noAddr     *node.NoAddressError
+		noSync     *node.NoSyncPeerError
+		unknownCur *node.UnknownCurrencyError
+		ambiguous  *node.AmbiguousCurrencyError
+		exists     *node.CurrencyExistsError
+		notJoined  *node.TopicNotJoinedError
+		refused    *store.RefusedError
+		rule       *ledger.RuleError
+		tooLarge   *gossip.TooLargeError
+	)
+	switch {
+	case errors.As(err, &ce):
+		return set(ce.Status, ce.Hint)
+	case errors.As(err, &arg):
+		return set(http.StatusBadRequest, argHint(arg))
+	case errors.Is(err, node.ErrNothingToDial):
+		return set(http.StatusBadRequest, "give a multiaddr, or a DID and an address")
+	case errors.Is(err, node.ErrDialSelf):
+		return set(http.StatusBadRequest, "dial another node's address")
+	case errors.Is(err, node.ErrPaySelf):
+		return set(http.StatusBadRequest, "give another member's DID")
+	case errors.As(err, &notConn):
+		return set(http.StatusNotFound, notConnectedHint(notConn))
+	case errors.As(err, &proof):
+		if !proof.Got.IsZero() {
+			return set(http.StatusConflict, "check the DID and the address; `icnctl id show` on the other host prints its DID")
+		}
+		return set(http.StatusBadGateway, "")
+	case errors.As(err, &dial):
+		if dial.Via != "" {
+			return set(http.StatusBadGateway, "")
+		}
+		return set(http.StatusBadGateway, "check that icnd runs there, that UDP to that port is open, and the address (`icnctl status` on that host prints it)")
+	case errors.As(err, &noAddr):
+		return set(http.StatusNotFound, "check that the node is up and bootstrapped (`icnctl network bootstrap`), or give its address: icnctl network dial DID HOST:PORT")
+	case errors.As(err, &noSync):
+		switch {
+		case noSync.Target != "":
+			return set(http.StatusConflict, "it may run an older icnd (`icnctl status` on that node lists its protocols), or it is still identifying: try again in a moment")
+		case noSync.Connected == 0:
+			return set(http.StatusServiceUnavailable, "`icnctl network dial MULTIADDR` connects to a peer, or list peers in network.bootstrap_peers; `icnctl network peers` lists connected peers")
+		}
+		return set(http.StatusServiceUnavailable, "they may run an older icnd (`icnctl status` on a node lists its protocols), or they are still identifying: try again in a moment")
+	case errors.As(err, &unknownCur):
+		sym, _, _ := strings.Cut(unknownCur.Symbol, "@")
+		hint := "create it with `icnctl ledger currency create " + sym + "`"
+		if !ledger.ValidSymbol(sym) {
+			hint = "a currency symbol is 1-16 lowercase letters, digits, '_' or '-', starting with a letter"
+		}
+		if len(unknownCur.Known) > 0 {
+			hint += "; known currencies: " + strings.Join(unknownCur.Known, ", ")
+		}
+		return set(http.StatusNotFound, hint)
+	case errors.As(err, &ambiguous):
+		return set(http.StatusConflict, "name one as SYMBOL@ISSUER: "+strings.Join(ambiguous.Options, ", "))
+	case errors.As(err, &exists):
+		return set(http.StatusConflict, "pick another symbol; `icnctl ledger currency list` lists the currencies")
+	case errors.As(err, &refused):
+		hint := "nothing was written"
+		if refused.OverCreditLimit() {
+			hint = "nothing was written; pay less, receive payments first, or ask the currency's issuer for a currency with a higher limit"
+		}
+		return set(http.StatusUnprocessableEntity, hint)
+	case errors.As(err, &rule):
+		return set(http.StatusUnprocessableEntity, "nothing was written")
+	case errors.Is(err, did.ErrWrongPassphrase):
+		return set(http.StatusForbidden, "check ICN_KEYSTORE_PASSPHRASE (or the passphrase you typed); the keystore and the running node were not changed")
+	case errors.As(err, &tooLarge):
+		return set(http.StatusRequestEntityTooLarge, "send less data, or raise gossip.max_message_size on every node")
+	case errors.Is(err, node.ErrLedgerTopic):
+		return set(http.StatusForbidden, "ledger topics are managed by icnd itself")
+	case errors.As(err, &notJoined):
+		return set(http.StatusNotFound, "`icnctl gossip topics` lists the joined topics")
+	case errors.Is(err, node.ErrStopping), errors.Is(err, gossip.ErrStopped):
+		return set(http.StatusServiceUnavailable, "icnd is stopping or re-keying its network; try again in a moment")
+	case errors.Is(err, context.DeadlineExceeded):
+		return set(http.StatusGatewayTimeout, "")
+	}
+	return e
+}
+
+// argHint says how to give an argument correctly.
+func argHint(e *node.ArgError) string {
+	switch e.Arg {
+	case node.ArgDID:
+		return "a DID looks like did:icn:z…; `icnctl id show` prints a node's DID"
+	case node.ArgPayee:
+		return "the payee is a DID like did:icn:z…; `icnctl id show` on their node prints it"
+	case node.ArgPeer:
+		return "give a peer ID (12D3Koo…) or a DID (did:icn:z…); `icnctl network peers` lists both"
+	case node.ArgAddr:
+		var mp *node.MissingPeerIDError
+		if errors.As(e, &mp) {
+			return "append /p2p/<peer id>, or dial by DID: icnctl network dial DID ADDR"
+		}
+		return "an address is host:port (192.168.1.10:7777) or a multiaddr (/ip4/192.168.1.10/udp/7777/quic-v1/p2p/12D3Koo…)"
+	case node.ArgAmount:
+		return fmt.Sprintf("amounts are positive decimals with at most %d decimal places, e.g. 12.50", e.Decimals)
+	case node.ArgMemo:
+		return fmt.Sprintf("shorten the memo to %d bytes or fewer", ledger.MaxMemo)
+	case node.ArgSymbol:
+		return "use 1-16 lowercase letters, digits, '_' or '-', starting with a letter, e.g. hours"
+	case node.ArgDecimals:
+		return fmt.Sprintf("use 0 to %d", ledger.MaxDecimals)
+	case node.ArgCreditLimit:
+		return "give how far below zero an account may go, as a positive decimal in the currency's unit, e.g. --credit-limit 100"
+	case node.ArgTopic:
+		return "a topic name is 1-128 printable characters without spaces or '/', e.g. chat:general or ledger:hours"
+	case node.ArgType:
+		return "leave the type out (text or binary is picked from the data), or give a known payload type"
+	case node.ArgArchive:
+		return "icnctl ledger restore reads files written by icnctl ledger backup"
+	}
+	return ""
+}
+
+func notConnectedHint(e *node.NotConnectedError) string {
+	const peers = "`icnctl network peers` lists connected peers"
+	switch {
+	case e.Op == "disconnect":
+		return peers
+	case e.IsDID:
+		return "connect first with `icnctl network dial " + e.Target + " [ADDR]`; " + peers
+	}
+	return "connect first with `icnctl network dial /ip4/…/udp/…/quic-v1/p2p/" + e.Target + "`; " + peers
+}

@@ -1,0 +1,92 @@
+package controlserver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/ledger"
+	"github.com/intercooperative/icn/ledger/store"
+	"github.com/intercooperative/icn/node"
+	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/node/controlserver"
+	"github.com/intercooperative/icn/protocols/gossip"
+)
+
+// Every error the node's domain API returns has one status and, where
+// there is something to do, a hint; wrapping keeps both.
+func TestDescribe(t *testing.T) {
+	someDID := did.DID{}
+	for _, c := range []struct {
+		name   string
+		err    error
+		status int
+		hint   string // a substring; "" means no hint
+	}{
+		{"bad DID", &node.ArgError{Arg: node.ArgDID, Err: errors.New("not a DID")}, http.StatusBadRequest, "did:icn:z"},
+		{"bad address", &node.ArgError{Arg: node.ArgAddr, Err: errors.New("x")}, http.StatusBadRequest, "host:port"},
+		{"no peer id", &node.ArgError{Arg: node.ArgAddr, Err: &node.MissingPeerIDError{Addr: "/ip4/1.2.3.4/udp/1/quic-v1"}}, http.StatusBadRequest, "append /p2p/"},
+		{"bad amount", &node.ArgError{Arg: node.ArgAmount, Err: errors.New("x"), Decimals: 2}, http.StatusBadRequest, "at most 2 decimal places"},
+		{"nothing to dial", node.ErrNothingToDial, http.StatusBadRequest, "multiaddr"},
+		{"self", node.ErrDialSelf, http.StatusBadRequest, "another node"},
+		{"pay self", node.ErrPaySelf, http.StatusBadRequest, "another member"},
+		{"not connected (disconnect)", &node.NotConnectedError{Target: "12D3KooX", Op: "disconnect"}, http.StatusNotFound, "network peers"},
+		{"not connected (sync, DID)", &node.NotConnectedError{Target: "did:icn:zX", IsDID: true, Op: "sync"}, http.StatusNotFound, "network dial did:icn:zX [ADDR]"},
+		{"dial failed", &node.DialError{Addr: "/ip4/1.2.3.4", Err: errors.New("x")}, http.StatusBadGateway, "UDP to that port"},
+		{"another DID", &node.ProofError{Want: someDID, Got: mustDID(t)}, http.StatusConflict, "icnctl id show"},
+		{"no proof", &node.ProofError{Err: errors.New("timeout")}, http.StatusBadGateway, ""},
+		{"no address", &node.NoAddressError{}, http.StatusNotFound, "network bootstrap"},
+		{"no peers to sync", &node.NoSyncPeerError{}, http.StatusServiceUnavailable, "network dial"},
+		{"none serve sync", &node.NoSyncPeerError{Connected: 2}, http.StatusServiceUnavailable, "older icnd"},
+		{"peer does not serve sync", &node.NoSyncPeerError{Target: "x", Connected: 1}, http.StatusConflict, "older icnd"},
+		{"unknown currency", &node.UnknownCurrencyError{Symbol: "hours", Known: []string{"food"}}, http.StatusNotFound, "currency create hours`; known currencies: food"},
+		{"ambiguous currency", &node.AmbiguousCurrencyError{Symbol: "hours", Options: []string{"hours@a", "hours@b"}}, http.StatusConflict, "hours@a, hours@b"},
+		{"currency exists", &node.CurrencyExistsError{Symbol: "hours"}, http.StatusConflict, "another symbol"},
+		{"over the limit", &store.RefusedError{Reason: ledger.ReasonOverCreditLimit + ": x"}, http.StatusUnprocessableEntity, "pay less"},
+		{"refused", &store.RefusedError{Reason: "something else"}, http.StatusUnprocessableEntity, "nothing was written"},
+		{"wrong passphrase", did.ErrWrongPassphrase, http.StatusForbidden, "ICN_KEYSTORE_PASSPHRASE"},
+		{"too large", &gossip.TooLargeError{Size: 2, Limit: 1}, http.StatusRequestEntityTooLarge, "max_message_size"},
+		{"ledger topic", node.ErrLedgerTopic, http.StatusForbidden, "managed by icnd"},
+		{"not joined", &node.TopicNotJoinedError{Topic: "x"}, http.StatusNotFound, "gossip topics"},
+		{"stopping", node.ErrStopping, http.StatusServiceUnavailable, "try again"},
+		{"gossip stopped", gossip.ErrStopped, http.StatusServiceUnavailable, "try again"},
+		{"deadline", context.DeadlineExceeded, http.StatusGatewayTimeout, ""},
+		{"unknown", errors.New("disk on fire"), http.StatusInternalServerError, ""},
+		{"already described", &controlapi.Error{Status: http.StatusTeapot, Message: "m", Hint: "h"}, http.StatusTeapot, "h"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, err := range []error{c.err, fmt.Errorf("context: %w", c.err)} {
+				e := controlserver.Describe(err)
+				require.Equal(t, c.status, e.Status, "%v", err)
+				require.Equal(t, err.Error(), e.Message)
+				if c.hint == "" {
+					require.Empty(t, e.Hint)
+				} else {
+					require.Contains(t, e.Hint, c.hint)
+				}
+			}
+		})
+	}
+}
+
+// A hint never suggests creating a currency under a symbol that creation
+// would refuse.
+func TestUnknownCurrencyHintIsNeverRefused(t *testing.T) {
+	require.Contains(t, controlserver.Describe(&node.UnknownCurrencyError{Symbol: "hours"}).Hint, "currency create hours")
+	for _, sym := range []string{"Not Valid!", "x y@did:icn:zabc"} {
+		require.NotContains(t, controlserver.Describe(&node.UnknownCurrencyError{Symbol: sym}).Hint, "currency create", sym)
+	}
+}
+
+func mustDID(t *testing.T) did.DID {
+	t.Helper()
+	id, err := did.Generate(time.Now())
+	require.NoError(t, err)
+	return id.DID
+}
