@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -70,7 +71,11 @@ func (n *Node) peerInfo(st *netStack, p peer.ID) controlapi.Peer {
 		info.DID = bd.DID.String()
 	}
 	for _, c := range st.h.Network().ConnsToPeer(p) {
-		info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
+		// Two connections to one address (both sides dialled at once)
+		// are one address to show.
+		if a := c.RemoteMultiaddr().String(); !slices.Contains(info.Addrs, a) {
+			info.Addrs = append(info.Addrs, a)
+		}
 		if info.Direction == "" {
 			info.Direction = directionName(c.Stat().Direction)
 		}
@@ -188,6 +193,8 @@ type Health struct {
 	// Quarantined counts ledger entries in quarantine: above 100 the node is
 	// degraded, above 1000 unhealthy.
 	Quarantined int `json:"quarantined"`
+	// Problem says why a running node is not ready (a failed key rotation).
+	Problem string `json:"problem,omitempty"`
 }
 
 // Health reports the node's health: unhealthy until ready, once stopping,
@@ -205,6 +212,7 @@ func (n *Node) Health() Health {
 		DID:               st.id.DID.String(),
 	}
 	h.Quarantined = n.quarantineSize()
+	h.Problem = n.Problem()
 	switch {
 	case !h.Ready || h.Quarantined > QuarantineUnhealthy:
 		h.Status = "unhealthy"

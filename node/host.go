@@ -121,6 +121,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	}()
 	st.idsvc = identity.New(h, func() did.Binding { return id.Binding }, deps.book, deps.log,
 		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc})
+	st.services = append(st.services, stackService{"identity", st.idsvc})
 	if st.dht, err = newDHT(deps, st); err != nil {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
@@ -146,7 +147,6 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 // run serves the stack's protocols until ctx ends.
 func (st *netStack) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return st.idsvc.Run(ctx) })
 	for _, s := range st.services {
 		g.Go(func() error {
 			if err := s.svc.Run(ctx); err != nil {
@@ -164,9 +164,6 @@ func (st *netStack) close() error {
 		if err := st.services[i].svc.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", st.services[i].name, err))
 		}
-	}
-	if st.idsvc != nil {
-		st.idsvc.Close()
 	}
 	errs = append(errs, st.h.Close())
 	return errors.Join(errs...)

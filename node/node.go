@@ -68,6 +68,12 @@ type Node struct {
 	rotateCh chan rotateRequest
 	started  time.Time
 	ready    atomic.Bool
+	// rekeyErr is set when a key rotation could not rebuild the host and
+	// the node went back to its previous key: it runs, but is not ready
+	// until restarted with the rotated keystore.
+	rekeyErr atomic.Pointer[error]
+	// buildStack is newStack; tests replace it to make a rebuild fail.
+	buildStack func(stackDeps, *did.Identity) (*netStack, error)
 
 	control   func(*Node) http.Handler
 	controlLn net.Listener
@@ -127,6 +133,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		rotateCh: make(chan rotateRequest),
 		started:  time.Now(),
 	}
+	n.buildStack = newStack
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -171,7 +178,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if n.metricsLn, err = listenTCP("observability.metrics_port", obs.HTTPBind, obs.MetricsPort); err != nil {
 		return nil, err
 	}
-	st, err := newStack(n.deps, opts.Identity)
+	st, err := n.buildStack(n.deps, opts.Identity)
 	if err != nil {
 		return nil, err
 	}
@@ -236,8 +243,17 @@ func (n *Node) routingTableSize() float64 {
 	return float64(st.dht.RoutingTableSize())
 }
 
-// Ready reports whether every part is up.
-func (n *Node) Ready() bool { return n.ready.Load() }
+// Ready reports whether every part is up (and no failed key rotation left
+// the node on its previous key).
+func (n *Node) Ready() bool { return n.ready.Load() && n.rekeyErr.Load() == nil }
+
+// Problem says why a running node is not ready, or "".
+func (n *Node) Problem() string {
+	if p := n.rekeyErr.Load(); p != nil {
+		return fmt.Sprintf("key rotation failed (%v): the node runs on with its previous key; restart icnd to use the rotated key", *p)
+	}
+	return ""
+}
 
 // Run serves until ctx ends, then stops every part. A part still running
 // ShutdownTimeout after ctx ended is named in the error.
@@ -336,39 +352,61 @@ func (n *Node) superviseNetwork(ctx context.Context) error {
 		case req := <-n.rotateCh:
 			cancel()
 			<-errc
-			req.done <- n.rekey(ctx, st, req.id)
+			rerr, fatal := n.rekey(ctx, st, req.id)
+			req.done <- rerr
+			if fatal != nil {
+				return fmt.Errorf("network: %w", fatal)
+			}
 		}
 	}
 }
 
 // rekey replaces the host with one keyed by id.NodeKey on the same listen
-// address and reconnects to the peers the old host had.
-func (n *Node) rekey(ctx context.Context, old *netStack, id *did.Identity) error {
+// address and reconnects to the peers the old host had. If the new host
+// cannot be built, it rebuilds the old one (the node stays reachable, but
+// reports unready until restarted) and says so in err; fatal is set only
+// when neither can be built.
+func (n *Node) rekey(ctx context.Context, old *netStack, id *did.Identity) (err, fatal error) {
 	peers := old.connectedPeers()
 	if err := old.close(); err != nil {
 		n.log.Warn("closing the old host after key rotation", "err", err)
 	}
-	var st *netStack
-	var err error
-	// The old socket may take a moment to be released by the kernel.
-	for attempt := 0; attempt < 20; attempt++ {
-		if st, err = newStack(n.deps, id); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	st, err := n.rebuild(ctx, id)
 	if err != nil {
-		return fmt.Errorf("restart host with the rotated key: %w", err)
+		err = fmt.Errorf("restart host with the rotated key: %w", err)
+		prev, perr := n.rebuild(ctx, old.id)
+		if perr != nil {
+			return err, fmt.Errorf("%w; restoring the previous host failed too: %w", err, perr)
+		}
+		n.stack.Store(prev)
+		n.rekeyErr.Store(&err)
+		n.log.Error("SECURITY key rotation could not restart the host; running on with the previous key, not ready until icnd restarts",
+			"err", err, "did", old.id.DID, "peer_id", prev.h.ID())
+		prev.redial(ctx, peers, 10*time.Second, n.log)
+		return err, nil
 	}
 	n.stack.Store(st)
+	n.rekeyErr.Store(nil)
 	n.book.Put(id.Binding)
 	n.log.Info("node key rotated; host re-keyed", "did", id.DID, "peer_id", st.h.ID(), "seq", id.Binding.Seq, "reconnecting", len(peers))
 	st.redial(ctx, peers, 10*time.Second, n.log)
-	return nil
+	return nil, nil
+}
+
+// rebuild builds a stack for id, retrying while the old socket may still be
+// held by the kernel.
+func (n *Node) rebuild(ctx context.Context, id *did.Identity) (st *netStack, err error) {
+	for attempt := 0; attempt < 20; attempt++ {
+		if st, err = n.buildStack(n.deps, id); err == nil {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, err
 }
 
 // Close stops the host and every listener. It is idempotent.
