@@ -166,9 +166,7 @@ func TestLimitsRefuseConnectionsAndStreams(t *testing.T) {
 
 	// The node stays healthy and answers; the admitted peers keep working.
 	require.True(t, n.Ready())
-	st, err := controlapi.NewClient(controlapi.SocketPath(n.cfg.DataDir)).Status(context.Background())
-	require.NoError(t, err)
-	require.Equal(t, 2, st.Peers)
+	require.Equal(t, 2, n.Status().Peers)
 	require.Equal(t, network.Connected, c1.Network().Connectedness(h.ID()))
 
 	// Once a peer leaves, another one gets in.
