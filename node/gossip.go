@@ -114,6 +114,7 @@ const topicHint = "a topic name is 1-128 printable characters without spaces or 
 
 // GossipPublish signs and publishes a message as this node's DID.
 func (n *Node) GossipPublish(ctx context.Context, req controlapi.GossipPublishRequest) (controlapi.GossipPublished, error) {
+	req.Topic = CanonicalTopic(req.Topic)
 	if err := gossip.CheckTopic(req.Topic); err != nil {
 		return controlapi.GossipPublished{}, badRequest(err.Error(), topicHint)
 	}
@@ -159,7 +160,7 @@ const gossipWriteTimeout = 10 * time.Second
 // the subscription (shutdown, key rotation, leave), which it says in a last
 // {"end":…} line.
 func (n *Node) serveGossipSubscribe(w http.ResponseWriter, r *http.Request) {
-	topic := r.URL.Query().Get("topic")
+	topic := CanonicalTopic(r.URL.Query().Get("topic"))
 	if err := gossip.CheckTopic(topic); err != nil {
 		writeErr(w, badRequest(err.Error(), topicHint))
 		return
