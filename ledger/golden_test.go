@@ -19,7 +19,8 @@ import (
 // Ed25519 signatures are deterministic) and Sign's block and CID printed.
 // The two entries without a display form were produced at commit 754bb89,
 // before CurrencyDef had a Display field, so this test also proves that the
-// field left every existing entry's bytes and CID as they were.
+// field left every existing entry's bytes and CID as they were; the third,
+// with one (key 7.4), when the field was added.
 //
 // A failure here is a break of the entry format: every stored block, every
 // CID in every parent link and backup, and every signature would change
@@ -31,10 +32,11 @@ const (
 )
 
 type goldenEntry struct {
-	name  string
-	entry func(author, payee did.DID, prev goldenEntry) *Entry
-	block string // hex
-	cid   string
+	name    string
+	entry   func(author, payee did.DID, prev goldenEntry) *Entry
+	signing string // hex, checked when set
+	block   string // hex
+	cid     string
 }
 
 func goldenKey(t *testing.T, seedHex string) (ed25519.PrivateKey, did.DID) {
@@ -54,6 +56,10 @@ var goldenEntries = []goldenEntry{
 			return &Entry{Author: a, Seq: 1, Timestamp: 1_700_000_000_000, Kind: KindCurrency,
 				Currency: &CurrencyDef{Symbol: "hours", Decimals: 2, CreditLimit: 10000}}
 		},
+		// "icn-ledger-entry-v1\n", then the map without key 10 (6 pairs, 0xa6).
+		signing: "69636e2d6c65646765722d656e7472792d76310a" +
+			"a60001015820d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a0201051b0000018bcfe56800060107a3" +
+			"0165686f757273020203192710",
 		block: "a70001015820d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a0201051b0000018bcfe56800060107a3" +
 			"0165686f7572730202031927100a584066bef0ec7c8df9300efbe91050d578ff734988faf400c75e3a67861bbc365b1bd14d9c6187" +
 			"0d450710ce0404b59f02443c711ae83e6eeb24c56a0d79cf159e03",
@@ -75,6 +81,19 @@ var goldenEntries = []goldenEntry{
 			"1c447bc3a59b3c9a7b1941c402",
 		cid: "bafireiaednhx7zngvscrner7a3saq33zaby3eqfudb6krkgyxdyctx3nmy",
 	},
+	{
+		name: "currency kwh shown as kWh (seq 3)",
+		entry: func(a, _ did.DID, prev goldenEntry) *Entry {
+			return &Entry{Author: a, Seq: 3, Prev: mustCID(prev.cid), Timestamp: 1_700_000_120_000, Kind: KindCurrency,
+				Currency: &CurrencyDef{Symbol: "kwh", Display: "kWh", Decimals: 3, CreditLimit: 50000}}
+		},
+		// The currency map has four pairs (0xa4), the last 04 636b5768: key 4, "kWh".
+		block: "a80001015820d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a020303582401511220041b4f7fe5a6" +
+			"ac8516923f06e4086f790071b240b4187ca8a8d8b8f029df6d66051b0000018bcfe73cc0060107a401636b776802030319c35004636b" +
+			"57680a5840bfe860fdb516d4c7f80241c0135c66d64cf7d68ef2a986a299a060a20fb8c446367d3759fa0d1c5fca3f6cd09bc98911" +
+			"315abd171bd75d662515bf95a23bc30d",
+		cid: "bafireicfj5kjewrv4o2c2i3yvysqh6k2577q6mwjt7pcut54d4o45mye4a",
+	},
 }
 
 func mustCID(s string) cid.Cid {
@@ -95,6 +114,11 @@ func TestGoldenEntries(t *testing.T) {
 	for _, g := range goldenEntries {
 		t.Run(g.name, func(t *testing.T) {
 			e := g.entry(author, payee, prev)
+			if g.signing != "" {
+				msg, err := e.SigningBytes()
+				require.NoError(t, err)
+				require.Equal(t, g.signing, hex.EncodeToString(msg), "the signing bytes changed: the entry format broke")
+			}
 			block, c, err := Sign(e, key)
 			require.NoError(t, err)
 			require.Equal(t, g.block, hex.EncodeToString(block), "the block changed: the entry format broke")
@@ -111,4 +135,9 @@ func TestGoldenEntries(t *testing.T) {
 		prev = g
 	}
 	require.Equal(t, int64(1250), l.Balance(payee, CurrencyID{Symbol: "hours", Issuer: author}))
+	kwh, ok := l.LookupCurrency(CurrencyID{Symbol: "kwh", Issuer: author})
+	require.True(t, ok)
+	require.Equal(t, "kWh", kwh.Def.DisplaySymbol())
+	hours, _ := l.LookupCurrency(CurrencyID{Symbol: "hours", Issuer: author})
+	require.Equal(t, "HOURS", hours.Def.DisplaySymbol())
 }
