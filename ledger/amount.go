@@ -1,16 +1,30 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
 
+// ErrZeroAmount is what ParseAmount's error matches (errors.Is) when the
+// amount is zero, which a payment cannot be and a credit limit should not be.
+var ErrZeroAmount = errors.New("amount is zero")
+
+// zeroAmountError is ParseAmount's error for a zero amount.
+type zeroAmountError struct{ amount string }
+
+func (e *zeroAmountError) Error() string {
+	return fmt.Sprintf("amount %q is zero; pay a positive amount", e.amount)
+}
+
+func (e *zeroAmountError) Is(target error) bool { return target == ErrZeroAmount }
+
 // ParseAmount reads a positive decimal amount such as "12.50" in a currency
 // with the given decimals and returns it in the smallest unit (1250 for two
 // decimals). It never goes through floating point: "0.1" is exactly 10
 // units. More fractional digits than the currency has are an error, not a
-// rounding.
+// rounding. An amount of zero is an error that matches ErrZeroAmount.
 func ParseAmount(s string, decimals uint8) (int64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty amount")
@@ -28,7 +42,7 @@ func ParseAmount(s string, decimals uint8) (int64, error) {
 		return 0, fmt.Errorf("amount %q is too large", s)
 	}
 	if units == 0 {
-		return 0, fmt.Errorf("amount %q is zero; pay a positive amount", s)
+		return 0, &zeroAmountError{amount: s}
 	}
 	return units, nil
 }

@@ -10,7 +10,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -71,7 +70,13 @@ func (c CurrencyID) String() string { return c.Symbol + "@" + c.Issuer.String() 
 
 // CurrencyDef is the body of a KindCurrency entry; the issuer is the author.
 type CurrencyDef struct {
-	Symbol   string
+	// Symbol is in canonical form (lowercase; see CanonicalSymbol).
+	Symbol string
+	// Display is how the issuer wrote the symbol (Hrs for hrs), shown by
+	// DisplaySymbol. Empty means the default, the symbol in uppercase, and
+	// leaves the field out of the entry, so definitions without it encode
+	// and hash exactly as before the field existed.
+	Display  string
 	Decimals uint8
 	// CreditLimit is how far below zero, in the smallest unit, any account's
 	// balance may go.
@@ -104,12 +109,6 @@ type Entry struct {
 	Signature []byte
 }
 
-var symbolRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,15}$`)
-
-// ValidSymbol reports whether s can name a currency: 1-16 characters,
-// lowercase letters, digits, '_' and '-', starting with a letter.
-func ValidSymbol(s string) bool { return symbolRE.MatchString(s) }
-
 // Wire form: CBOR maps with small integer keys, core deterministic encoding.
 type wireEntry struct {
 	V         uint8         `cbor:"0,keyasint"`
@@ -129,6 +128,7 @@ type wireCurrency struct {
 	Symbol      string `cbor:"1,keyasint"`
 	Decimals    uint8  `cbor:"2,keyasint"`
 	CreditLimit int64  `cbor:"3,keyasint"`
+	Display     string `cbor:"4,keyasint,omitempty"`
 }
 
 type wirePosting struct {
@@ -177,7 +177,7 @@ func (e *Entry) toWire(withSig bool) wireEntry {
 		w.Parents = append(w.Parents, p.Bytes())
 	}
 	if e.Currency != nil {
-		w.Currency = &wireCurrency{Symbol: e.Currency.Symbol, Decimals: e.Currency.Decimals, CreditLimit: e.Currency.CreditLimit}
+		w.Currency = &wireCurrency{Symbol: e.Currency.Symbol, Decimals: e.Currency.Decimals, CreditLimit: e.Currency.CreditLimit, Display: e.Currency.Display}
 	}
 	for _, p := range e.Postings {
 		w.Postings = append(w.Postings, wirePosting{Account: p.Account.PublicKey(), Symbol: p.Currency.Symbol, Issuer: p.Currency.Issuer.PublicKey(), Amount: p.Amount})
@@ -283,7 +283,7 @@ func decode(block []byte, keys *KeyCache) (*Entry, error) {
 		e.Parents = append(e.Parents, c)
 	}
 	if w.Currency != nil {
-		e.Currency = &CurrencyDef{Symbol: w.Currency.Symbol, Decimals: w.Currency.Decimals, CreditLimit: w.Currency.CreditLimit}
+		e.Currency = &CurrencyDef{Symbol: w.Currency.Symbol, Display: w.Currency.Display, Decimals: w.Currency.Decimals, CreditLimit: w.Currency.CreditLimit}
 	}
 	if len(w.Postings) > MaxPostings {
 		return nil, fmt.Errorf("%w: %d postings exceeds %d", ErrMalformed, len(w.Postings), MaxPostings)
@@ -550,8 +550,11 @@ func (e *Entry) checkStatic() error {
 			return ruleErr("a currency entry carries a currency definition and no postings")
 		}
 		c := e.Currency
-		if !ValidSymbol(c.Symbol) {
-			return ruleErr("currency symbol %q: use 1-16 lowercase letters, digits, '_' or '-', starting with a letter", c.Symbol)
+		if err := checkSymbol(c.Symbol); err != nil {
+			return err
+		}
+		if err := c.checkDisplay(); err != nil {
+			return err
 		}
 		if c.Decimals > MaxDecimals {
 			return ruleErr("currency %s: %d decimals, at most %d", c.Symbol, c.Decimals, MaxDecimals)
@@ -581,8 +584,8 @@ func checkPostings(author did.DID, ps []Posting) error {
 	seen := map[key]bool{}
 	sums := map[CurrencyID]int64{}
 	for i, p := range ps {
-		if !ValidSymbol(p.Currency.Symbol) {
-			return ruleErr("posting %d: currency symbol %q is not valid", i, p.Currency.Symbol)
+		if err := checkSymbol(p.Currency.Symbol); err != nil {
+			return ruleErr("posting %d: %v", i, err)
 		}
 		switch {
 		case p.Amount == 0:

@@ -127,8 +127,10 @@ func FuzzDecodeEntry(f *testing.F) {
 	alice, bob := newMember(f, r), newMember(f, r)
 	def := sign(f, alice, &Entry{Seq: 1, Kind: KindCurrency, Currency: &CurrencyDef{Symbol: "hours", Decimals: 2, CreditLimit: 100}})
 	pay := sign(f, alice, &Entry{Seq: 2, Prev: def.CID, Kind: KindTransfer, Postings: pay(alice.id, bob.id, CurrencyID{"hours", alice.id}, 5), Memo: "m"})
+	shown := sign(f, alice, &Entry{Seq: 3, Prev: pay.CID, Kind: KindCurrency, Currency: &CurrencyDef{Symbol: "kwh", Display: "kWh", Decimals: 3, CreditLimit: 5}})
 	f.Add(def.Block)
 	f.Add(pay.Block)
+	f.Add(shown.Block)
 	f.Add([]byte{0xa0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := Decode(b)

@@ -618,7 +618,7 @@ func (l *Ledger) judge(c *candidate, vc vclock, raw uint64) (Status, string) {
 			if !ok || after < -def.CreditLimit {
 				f := func(u int64) string { return FormatAmount(u, def.Decimals) }
 				return StatusQuarantined, fmt.Sprintf(ReasonOverCreditLimit+": %s would go from %s to %s %s, below the limit of -%s",
-					c.who, f(bal), f(after), l.curs[p.cur].Symbol, f(def.CreditLimit))
+					c.who, f(bal), f(after), def.DisplaySymbol(), f(def.CreditLimit))
 			}
 		}
 	}

@@ -102,8 +102,11 @@ func genScenario(t testing.TB, r *rand.Rand, members, steps int) scenario {
 		}
 		switch roll := r.IntN(100); {
 		case roll < 8 || len(currencies) == 0:
-			sym := fmt.Sprintf("c%d", r.IntN(4))
+			sym := fmt.Sprintf("cu%d", r.IntN(4))
 			def := &CurrencyDef{Symbol: sym, Decimals: uint8(r.IntN(3)), CreditLimit: int64(r.IntN(4)) * 50}
+			if roll%2 == 0 { // half the definitions carry a display form
+				def.Display = fmt.Sprintf("Cu%s", sym[2:])
+			}
 			publish(c.next(t, KindCurrency, def, nil, "define"))
 			currencies = append(currencies, CurrencyID{Symbol: sym, Issuer: c.m.id})
 		case roll < 14:

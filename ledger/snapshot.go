@@ -21,7 +21,8 @@ import (
 //
 // snapshotVersion changes whenever the format or any rule that derives
 // state changes, so a snapshot never carries state an older rule derived.
-const snapshotVersion = 1
+// Version 2 added the display form of currency definitions.
+const snapshotVersion = 2
 
 // ErrSnapshot means a snapshot cannot be used: another version, corrupt or
 // truncated.
@@ -330,6 +331,7 @@ func (w *snapWriter) def(d CurrencyDef) {
 	w.str(d.Symbol)
 	w.raw([]byte{d.Decimals})
 	w.u64(uint64(d.CreditLimit))
+	w.str(d.Display)
 }
 
 // snapReader reads what snapWriter wrote; the first error sticks and every
@@ -386,5 +388,6 @@ func (r *snapReader) def() CurrencyDef {
 	d := CurrencyDef{Symbol: r.str()}
 	d.Decimals = r.raw(1)[0]
 	d.CreditLimit = int64(r.u64())
+	d.Display = r.str()
 	return d
 }

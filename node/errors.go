@@ -37,18 +37,20 @@ type Arg string
 
 // The arguments ArgError can name.
 const (
-	ArgDID         Arg = "did"          // a DID to act on
-	ArgPeer        Arg = "peer"         // a peer ID or a DID
-	ArgAddr        Arg = "addr"         // host:port or a multiaddr
-	ArgPayee       Arg = "payee"        // the DID paid
-	ArgAmount      Arg = "amount"       // a decimal amount
-	ArgMemo        Arg = "memo"         // a payment's memo
-	ArgSymbol      Arg = "symbol"       // a currency symbol
-	ArgDecimals    Arg = "decimals"     // a currency's decimals
-	ArgCreditLimit Arg = "credit_limit" // a currency's credit limit
-	ArgTopic       Arg = "topic"        // a gossip topic name
-	ArgType        Arg = "type"         // a gossip payload type
-	ArgArchive     Arg = "archive"      // a CAR archive sent for import
+	ArgDID            Arg = "did"             // a DID to act on
+	ArgPeer           Arg = "peer"            // a peer ID or a DID
+	ArgAddr           Arg = "addr"            // host:port or a multiaddr
+	ArgPayee          Arg = "payee"           // the DID paid
+	ArgAmount         Arg = "amount"          // a decimal amount
+	ArgMemo           Arg = "memo"            // a payment's memo
+	ArgSymbol         Arg = "symbol"          // a currency symbol to create
+	ArgCurrency       Arg = "currency"        // a currency named as SYMBOL or SYMBOL@ISSUER
+	ArgCurrencyIssuer Arg = "currency_issuer" // the ISSUER of SYMBOL@ISSUER
+	ArgDecimals       Arg = "decimals"        // a currency's decimals
+	ArgCreditLimit    Arg = "credit_limit"    // a currency's credit limit
+	ArgTopic          Arg = "topic"           // a gossip topic name
+	ArgType           Arg = "type"            // a gossip payload type
+	ArgArchive        Arg = "archive"         // a CAR archive sent for import
 )
 
 // ArgError means an argument cannot be used as given. Its message is the
@@ -157,8 +159,10 @@ func (e *NoSyncPeerError) Error() string {
 
 // UnknownCurrencyError means no currency has the symbol asked for.
 type UnknownCurrencyError struct {
-	Symbol string   // as asked, perhaps SYMBOL@ISSUER
-	Known  []string // the symbols this node knows
+	Symbol    string   // as asked, perhaps SYMBOL@ISSUER
+	Typed     string   // the symbol part, as typed
+	Qualified bool     // an issuer was named
+	Known     []string // the currencies this node knows, as displayed
 }
 
 func (e *UnknownCurrencyError) Error() string { return fmt.Sprintf("unknown currency %q", e.Symbol) }
@@ -177,7 +181,7 @@ func (e *AmbiguousCurrencyError) Error() string {
 type CurrencyExistsError struct{ Symbol string }
 
 func (e *CurrencyExistsError) Error() string {
-	return fmt.Sprintf("this node already issues a currency %q", e.Symbol)
+	return "this node already issues the currency " + e.Symbol
 }
 
 // TopicNotJoinedError means the node is not on the topic.

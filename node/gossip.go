@@ -62,6 +62,7 @@ func newGossip(deps stackDeps, st *netStack) (*gossip.Service, error) {
 
 // GossipLeave leaves a topic; the ledger's topics cannot be left.
 func (n *Node) GossipLeave(topic string) error {
+	topic = CanonicalTopic(topic)
 	if strings.HasPrefix(topic, "ledger:") {
 		return fmt.Errorf("%s carries the ledger; the node stays on it: %w", topic, ErrLedgerTopic)
 	}
@@ -94,6 +95,7 @@ func (n *Node) GossipTopics() []controlapi.GossipTopic {
 
 // GossipPublish signs and publishes a message as this node's DID.
 func (n *Node) GossipPublish(ctx context.Context, req controlapi.GossipPublishRequest) (controlapi.GossipPublished, error) {
+	req.Topic = CanonicalTopic(req.Topic)
 	if err := gossip.CheckTopic(req.Topic); err != nil {
 		return controlapi.GossipPublished{}, argErr(ArgTopic, req.Topic, err)
 	}
@@ -119,7 +121,7 @@ func (n *Node) GossipPublish(ctx context.Context, req controlapi.GossipPublishRe
 
 // GossipSubscribe subscribes in process (tests and future subsystems).
 func (n *Node) GossipSubscribe(topic string) (*gossip.Subscription, error) {
-	return n.current().gossip.Subscribe(topic, 0)
+	return n.current().gossip.Subscribe(CanonicalTopic(topic), 0)
 }
 
 // Gossip is the current stack's gossip service (a key rotation replaces it).

@@ -117,7 +117,7 @@ func (n *Node) Currencies() []controlapi.CurrencyInfo {
 	out := []controlapi.CurrencyInfo{}
 	n.ledger.Read(func(l *ledger.Ledger) {
 		for _, c := range l.Currencies() {
-			out = append(out, controlapi.CurrencyInfo{Symbol: c.ID.Symbol, Issuer: c.ID.Issuer.String(), Decimals: c.Def.Decimals,
+			out = append(out, controlapi.CurrencyInfo{Symbol: c.ID.Symbol, Display: c.Def.DisplaySymbol(), Issuer: c.ID.Issuer.String(), Decimals: c.Def.Decimals,
 				CreditLimit: ledger.FormatAmount(c.Def.CreditLimit, c.Def.Decimals)})
 		}
 	})
@@ -183,8 +183,9 @@ func (n *Node) published(c cid.Cid) {
 
 // CreateCurrency defines a currency issued by this node's DID.
 func (n *Node) CreateCurrency(ctx context.Context, req controlapi.CurrencyRequest) (controlapi.Entry, error) {
-	if !ledger.ValidSymbol(req.Symbol) {
-		return controlapi.Entry{}, argErrf(ArgSymbol, req.Symbol, "currency symbol %q is not valid", req.Symbol)
+	sym, err := ledger.CanonicalSymbol(req.Symbol)
+	if err != nil {
+		return controlapi.Entry{}, argErr(ArgSymbol, req.Symbol, err)
 	}
 	if req.Decimals > ledger.MaxDecimals {
 		return controlapi.Entry{}, argErrf(ArgDecimals, fmt.Sprint(req.Decimals), "%d decimals is too many", req.Decimals)
@@ -192,23 +193,37 @@ func (n *Node) CreateCurrency(ctx context.Context, req controlapi.CurrencyReques
 	// A zero limit would make the currency unusable: in mutual credit every
 	// payment starts with somebody going below zero.
 	limit, err := ledger.ParseAmount(req.CreditLimit, req.Decimals)
+	if errors.Is(err, ledger.ErrZeroAmount) {
+		return controlapi.Entry{}, argErrf(ArgCreditLimit, req.CreditLimit, "a credit limit of %s is refused: in mutual credit every payment starts with "+
+			"somebody going below zero, so with a zero limit nobody could ever pay", req.CreditLimit)
+	}
 	if err != nil {
 		return controlapi.Entry{}, argErrf(ArgCreditLimit, req.CreditLimit, "credit limit: %w", err)
 	}
 	return n.appendEntry(ctx, func(l *ledger.Ledger, e *ledger.Entry) error {
 		me := e.Author
-		if _, ok := l.LookupCurrency(ledger.CurrencyID{Symbol: req.Symbol, Issuer: me}); ok {
-			return &CurrencyExistsError{Symbol: req.Symbol}
+		if c, ok := l.LookupCurrency(ledger.CurrencyID{Symbol: sym, Issuer: me}); ok {
+			return &CurrencyExistsError{Symbol: c.Def.DisplaySymbol()}
 		}
 		e.Kind = ledger.KindCurrency
-		e.Currency = &ledger.CurrencyDef{Symbol: req.Symbol, Decimals: req.Decimals, CreditLimit: limit}
+		e.Currency = &ledger.CurrencyDef{Symbol: sym, Display: ledger.DisplayFor(req.Symbol), Decimals: req.Decimals, CreditLimit: limit}
 		return nil
 	})
 }
 
-// resolveCurrency finds a currency by symbol or symbol@issuer.
+// resolveCurrency finds a currency by symbol or symbol@issuer, the symbol
+// in any letter case.
 func resolveCurrency(l *ledger.Ledger, s string) (ledger.Currency, error) {
-	sym, issuer, qualified := strings.Cut(s, "@")
+	typed, issuer, qualified := strings.Cut(s, "@")
+	sym, err := ledger.CanonicalSymbol(typed)
+	if err != nil {
+		return ledger.Currency{}, argErr(ArgCurrency, s, err)
+	}
+	if qualified {
+		if _, err := did.Parse(issuer); err != nil {
+			return ledger.Currency{}, argErr(ArgCurrencyIssuer, s, err)
+		}
+	}
 	var matches []ledger.Currency
 	for _, c := range l.Currencies() {
 		if c.ID.Symbol == sym && (!qualified || c.ID.Issuer.String() == issuer) {
@@ -221,15 +236,15 @@ func resolveCurrency(l *ledger.Ledger, s string) (ledger.Currency, error) {
 	case 0:
 		var known []string
 		for _, c := range l.Currencies() {
-			known = append(known, c.ID.Symbol)
+			known = append(known, c.Def.DisplaySymbol())
 		}
-		return ledger.Currency{}, &UnknownCurrencyError{Symbol: s, Known: known}
+		return ledger.Currency{}, &UnknownCurrencyError{Symbol: s, Typed: typed, Qualified: qualified, Known: known}
 	}
 	var opts []string
 	for _, c := range matches {
-		opts = append(opts, c.ID.String())
+		opts = append(opts, c.Def.DisplaySymbol()+"@"+c.ID.Issuer.String())
 	}
-	return ledger.Currency{}, &AmbiguousCurrencyError{Symbol: sym, Options: opts}
+	return ledger.Currency{}, &AmbiguousCurrencyError{Symbol: typed, Options: opts}
 }
 
 // Pay pays req.To from this node's DID.
@@ -267,15 +282,15 @@ func entryInfo(l *ledger.Ledger, v *ledger.Verified, st ledger.Status, reason st
 	out := controlapi.Entry{CID: v.CID.String(), Author: e.Author.String(), Seq: e.Seq, Kind: e.Kind.String(),
 		Status: st.String(), Reason: reason, Timestamp: e.Timestamp, Memo: e.Memo}
 	if e.Currency != nil {
-		out.Currency = &controlapi.CurrencyInfo{Symbol: e.Currency.Symbol, Issuer: e.Author.String(), Decimals: e.Currency.Decimals,
+		out.Currency = &controlapi.CurrencyInfo{Symbol: e.Currency.Symbol, Display: e.Currency.DisplaySymbol(), Issuer: e.Author.String(), Decimals: e.Currency.Decimals,
 			CreditLimit: ledger.FormatAmount(e.Currency.CreditLimit, e.Currency.Decimals)}
 	}
 	for _, p := range e.Postings {
-		dec := uint8(0)
+		dec, shown := uint8(0), ledger.DefaultDisplay(p.Currency.Symbol)
 		if c, ok := l.LookupCurrency(p.Currency); ok {
-			dec = c.Def.Decimals
+			dec, shown = c.Def.Decimals, c.Def.DisplaySymbol()
 		}
-		out.Postings = append(out.Postings, controlapi.Posting{DID: p.Account.String(), Currency: p.Currency.Symbol,
+		out.Postings = append(out.Postings, controlapi.Posting{DID: p.Account.String(), Currency: p.Currency.Symbol, Display: shown,
 			Issuer: p.Currency.Issuer.String(), Amount: ledger.FormatAmount(p.Amount, dec), Units: p.Amount})
 	}
 	return out
@@ -307,14 +322,17 @@ func (n *Node) Balances(didStr, currency string) ([]controlapi.Balance, error) {
 			if (!who.IsZero() && b.Account != who) || (only != nil && b.Currency != *only) {
 				continue
 			}
-			c, _ := l.LookupCurrency(b.Currency)
-			out = append(out, controlapi.Balance{DID: b.Account.String(), Currency: b.Currency.Symbol, Issuer: b.Currency.Issuer.String(),
+			c, ok := l.LookupCurrency(b.Currency)
+			if !ok {
+				c.Def.Symbol = b.Currency.Symbol // shown in uppercase
+			}
+			out = append(out, controlapi.Balance{DID: b.Account.String(), Currency: b.Currency.Symbol, Display: c.Def.DisplaySymbol(), Issuer: b.Currency.Issuer.String(),
 				Balance: ledger.FormatAmount(b.Units, c.Def.Decimals), Units: b.Units})
 		}
 		// A member with no activity in a currency still has a balance: zero.
 		if !who.IsZero() && only != nil && len(out) == 0 {
 			c, _ := l.LookupCurrency(*only)
-			out = append(out, controlapi.Balance{DID: who.String(), Currency: only.Symbol, Issuer: only.Issuer.String(),
+			out = append(out, controlapi.Balance{DID: who.String(), Currency: only.Symbol, Display: c.Def.DisplaySymbol(), Issuer: only.Issuer.String(),
 				Balance: ledger.FormatAmount(0, c.Def.Decimals)})
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,8 +52,24 @@ func stateAnnouncement(s *store.Store) [64]byte {
 	return out
 }
 
-// LedgerTopic is the gossip topic of a currency: ledger:<symbol>.
-func LedgerTopic(symbol string) string { return "ledger:" + symbol }
+// LedgerTopic is the gossip topic of a currency: ledger:<symbol>, the
+// symbol in canonical form whatever its letter case (HRS and hrs share
+// ledger:hrs).
+func LedgerTopic(symbol string) string {
+	if c, err := ledger.CanonicalSymbol(symbol); err == nil {
+		symbol = c
+	}
+	return "ledger:" + symbol
+}
+
+// CanonicalTopic is the topic a user means: a ledger topic with its symbol
+// folded (ledger:HRS is ledger:hrs), any other topic as given.
+func CanonicalTopic(topic string) string {
+	if sym, ok := strings.CutPrefix(topic, "ledger:"); ok {
+		return LedgerTopic(sym)
+	}
+	return topic
+}
 
 // LedgerStateTopic carries state-hash announcements; every node joins it,
 // so even a node that knows no currency yet learns that it lags. "*" can
@@ -161,6 +178,8 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 	}
 }
 
+// entrySymbols lists the symbols an entry is pushed under; they are
+// canonical, as the ledger's static rules require.
 func entrySymbols(e *ledger.Entry) []string {
 	if e.Currency != nil {
 		return []string{e.Currency.Symbol}

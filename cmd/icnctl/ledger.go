@@ -32,7 +32,11 @@ func (a *app) currencyCreateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create SYMBOL [--decimals N] [--credit-limit N]",
 		Short: "Define a currency issued by this node's DID",
-		Args:  cobra.ExactArgs(1),
+		Long: "create defines a currency issued by this node's DID. SYMBOL is 1-16 letters, digits, '_' or '-', starting\n" +
+			"with a letter, in any letter case: HRS, Hrs and hrs are one currency, which entries and the gossip topic\n" +
+			"(ledger:hrs) carry in lowercase. It is shown as written here (the symbol in uppercase for currencies defined\n" +
+			"without a display form), and every command accepts it in any case.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := controlapi.CurrencyRequest{Symbol: args[0], Decimals: decimals, CreditLimit: limit}
 			e, err := call(a, cmd.Context(), controlapi.DefaultTimeout, func(c *controlapi.Client, ctx context.Context) (controlapi.Entry, error) {
@@ -43,12 +47,12 @@ func (a *app) currencyCreateCmd() *cobra.Command {
 			}
 			return a.output(e, func(w io.Writer) {
 				fmt.Fprintf(w, "created currency %s (%d decimals, credit limit %s) issued by %s\nentry %s\n",
-					e.Currency.Symbol, e.Currency.Decimals, e.Currency.CreditLimit, e.Author, e.CID)
+					shown(e.Currency.Display, e.Currency.Symbol), e.Currency.Decimals, e.Currency.CreditLimit, e.Author, e.CID)
 			})
 		},
 	}
 	cmd.Flags().Uint8Var(&decimals, "decimals", 2, "decimal places of the currency (0-18)")
-	cmd.Flags().StringVar(&limit, "credit-limit", "100", "how far below zero any account may go, in the currency's unit (e.g. 100 or 100.00); must be positive")
+	cmd.Flags().StringVar(&limit, "credit-limit", "100", "how far below zero any account may go, in the currency's unit (e.g. 100 or 100.00); must be positive, since every payment starts with somebody below zero")
 	return cmd
 }
 
@@ -70,7 +74,7 @@ func (a *app) currencyListCmd() *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "SYMBOL\tDECIMALS\tCREDIT LIMIT\tISSUER")
 				for _, c := range cs {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", c.Symbol, c.Decimals, c.CreditLimit, c.Issuer)
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", shown(c.Display, c.Symbol), c.Decimals, c.CreditLimit, c.Issuer)
 				}
 				tw.Flush()
 			})
@@ -84,6 +88,7 @@ func (a *app) payCmd() *cobra.Command {
 		Use:   "pay DID AMOUNT CURRENCY [--memo TEXT]",
 		Short: "Pay another member from this node's account",
 		Long: "pay moves AMOUNT (a decimal such as 12.50, never a float) of CURRENCY from this node's DID to DID.\n" +
+			"CURRENCY is a symbol in any letter case (HRS or hrs), or SYMBOL@ISSUER-DID when two issuers use one symbol.\n" +
 			"It is refused, and nothing is written, if it would take this node's balance below the currency's credit limit.",
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -98,7 +103,11 @@ func (a *app) payCmd() *cobra.Command {
 				return err
 			}
 			return a.output(e, func(w io.Writer) {
-				fmt.Fprintf(w, "paid %s %s to %s\nentry %s (seq %d)\n", args[1], args[2], args[0], e.CID, e.Seq)
+				cur := args[2]
+				for _, p := range e.Postings {
+					cur = shown(p.Display, p.Currency)
+				}
+				fmt.Fprintf(w, "paid %s %s to %s\nentry %s (seq %d)\n", args[1], cur, args[0], e.CID, e.Seq)
 			})
 		},
 	}
@@ -131,13 +140,13 @@ func (a *app) balanceCmd() *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 				fmt.Fprintln(tw, "DID\tCURRENCY\tBALANCE\t")
 				for _, b := range bs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t\n", b.DID, b.Currency, b.Balance)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t\n", b.DID, shown(b.Display, b.Currency), b.Balance)
 				}
 				tw.Flush()
 			})
 		},
 	}
-	cmd.Flags().StringVar(&currency, "currency", "", "only this currency (SYMBOL or SYMBOL@ISSUER)")
+	cmd.Flags().StringVar(&currency, "currency", "", "only this currency (SYMBOL or SYMBOL@ISSUER, any letter case)")
 	return cmd
 }
 
@@ -189,6 +198,15 @@ func optionalDID(args []string) (string, error) {
 	return args[0], nil
 }
 
+// shown is how a currency is displayed: its display form, or the symbol
+// when the daemon sent none (one older than display forms).
+func shown(display, symbol string) string {
+	if display != "" {
+		return display
+	}
+	return symbol
+}
+
 func short(d string) string {
 	if len(d) > 20 {
 		return d[:16] + "…"
@@ -198,12 +216,12 @@ func short(d string) string {
 
 func describe(e controlapi.Entry) string {
 	if e.Currency != nil {
-		return fmt.Sprintf("define %s (%d decimals, limit %s)", e.Currency.Symbol, e.Currency.Decimals, e.Currency.CreditLimit)
+		return fmt.Sprintf("define %s (%d decimals, limit %s)", shown(e.Currency.Display, e.Currency.Symbol), e.Currency.Decimals, e.Currency.CreditLimit)
 	}
 	var parts []string
 	for _, p := range e.Postings {
 		if p.Units > 0 {
-			parts = append(parts, fmt.Sprintf("%s %s to %s", p.Amount, p.Currency, short(p.DID)))
+			parts = append(parts, fmt.Sprintf("%s %s to %s", p.Amount, shown(p.Display, p.Currency), short(p.DID)))
 		}
 	}
 	s := "pay " + strings.Join(parts, ", ")

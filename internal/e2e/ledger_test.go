@@ -29,8 +29,8 @@ func TestLedgerCommands(t *testing.T) {
 
 	bs := decode[[]controlapi.Balance](t, ok(t, dir, "ledger", "balance", "--json"))
 	require.ElementsMatch(t, []controlapi.Balance{
-		{DID: me.DID, Currency: "hours", Issuer: me.DID, Balance: "-12.50", Units: -1250},
-		{DID: payee.DID, Currency: "hours", Issuer: me.DID, Balance: "12.50", Units: 1250},
+		{DID: me.DID, Currency: "hours", Display: "hours", Issuer: me.DID, Balance: "-12.50", Units: -1250},
+		{DID: payee.DID, Currency: "hours", Display: "hours", Issuer: me.DID, Balance: "12.50", Units: 1250},
 	}, bs)
 	one := decode[[]controlapi.Balance](t, ok(t, dir, "ledger", "balance", payee.DID, "--currency", "hours", "--json"))
 	require.Len(t, one, 1)
@@ -60,7 +60,7 @@ func TestLedgerCommands(t *testing.T) {
 	}
 
 	cs := decode[[]controlapi.CurrencyInfo](t, ok(t, dir, "ledger", "currency", "list", "--json"))
-	require.Equal(t, []controlapi.CurrencyInfo{{Symbol: "hours", Issuer: me.DID, Decimals: 2, CreditLimit: "100.00"}}, cs)
+	require.Equal(t, []controlapi.CurrencyInfo{{Symbol: "hours", Display: "hours", Issuer: me.DID, Decimals: 2, CreditLimit: "100.00"}}, cs)
 
 	head := decode[controlapi.Head](t, ok(t, dir, "ledger", "head", "--json"))
 	require.Equal(t, 2, head.Entries)

@@ -23,6 +23,8 @@ const (
 
 // CurrencyRequest is POST /v0/ledger/currency: the node's DID issues it.
 type CurrencyRequest struct {
+	// Symbol in any letter case; the entry carries it lowercase, and the
+	// currency is shown as written here (see CurrencyInfo.Display).
 	Symbol   string `json:"symbol"`
 	Decimals uint8  `json:"decimals"`
 	// CreditLimit is a decimal string in the currency's unit ("100.00").
@@ -34,15 +36,19 @@ type PayRequest struct {
 	To string `json:"to"`
 	// Amount is a positive decimal string ("12.50").
 	Amount string `json:"amount"`
-	// Currency is a symbol, or symbol@issuer-DID when symbols collide.
+	// Currency is a symbol, or symbol@issuer-DID when symbols collide, in
+	// any letter case (HRS, hrs).
 	Currency string `json:"currency"`
 	Memo     string `json:"memo,omitempty"`
 }
 
 // Posting is one line of an entry, amounts as exact decimals.
 type Posting struct {
-	DID      string `json:"did"`
+	DID string `json:"did"`
+	// Currency is the symbol in canonical form (lowercase), Display how
+	// the currency is shown (see CurrencyInfo).
 	Currency string `json:"currency"`
+	Display  string `json:"display"`
 	Issuer   string `json:"issuer"`
 	Amount   string `json:"amount"`
 	Units    int64  `json:"units"`
@@ -65,7 +71,11 @@ type Entry struct {
 
 // CurrencyInfo describes a currency.
 type CurrencyInfo struct {
+	// Symbol is the canonical form (lowercase) that entries and gossip
+	// topics carry; Display is how the currency is shown: as its issuer
+	// wrote the symbol at creation, or the symbol in uppercase.
 	Symbol      string `json:"symbol"`
+	Display     string `json:"display"`
 	Issuer      string `json:"issuer"`
 	Decimals    uint8  `json:"decimals"`
 	CreditLimit string `json:"credit_limit"`
@@ -73,8 +83,11 @@ type CurrencyInfo struct {
 
 // Balance is one row of `ledger balance`.
 type Balance struct {
-	DID      string `json:"did"`
+	DID string `json:"did"`
+	// Currency is the symbol in canonical form (lowercase), Display how
+	// the currency is shown (see CurrencyInfo).
 	Currency string `json:"currency"`
+	Display  string `json:"display"`
 	Issuer   string `json:"issuer"`
 	// Balance is the exact decimal in the currency's decimals ("-12.50").
 	Balance string `json:"balance"`

@@ -76,10 +76,15 @@ func Describe(err error) *controlapi.Error {
 		}
 		return set(http.StatusServiceUnavailable, "they may run an older icnd (`icnctl status` on a node lists its protocols), or they are still identifying: try again in a moment")
 	case errors.As(err, &unknownCur):
-		sym, _, _ := strings.Cut(unknownCur.Symbol, "@")
-		hint := "create it with `icnctl ledger currency create " + sym + "`"
-		if !ledger.ValidSymbol(sym) {
-			hint = "a currency symbol is 1-16 lowercase letters, digits, '_' or '-', starting with a letter"
+		// The symbol parsed (resolveCurrency refuses others as an
+		// ArgError) and no currency has it, so `create` would be accepted.
+		typed := unknownCur.Typed
+		if typed == "" {
+			typed, _, _ = strings.Cut(unknownCur.Symbol, "@")
+		}
+		hint := "create it with `icnctl ledger currency create " + typed + "`, or, if another member issues it, wait for their definition to reach this node"
+		if unknownCur.Qualified {
+			hint = "this node has not received that issuer's definition of " + typed + "; it arrives with the next sync from a peer that holds it"
 		}
 		if len(unknownCur.Known) > 0 {
 			hint += "; known currencies: " + strings.Join(unknownCur.Known, ", ")
@@ -133,11 +138,15 @@ func argHint(e *node.ArgError) string {
 	case node.ArgMemo:
 		return fmt.Sprintf("shorten the memo to %d bytes or fewer", ledger.MaxMemo)
 	case node.ArgSymbol:
-		return "use 1-16 lowercase letters, digits, '_' or '-', starting with a letter, e.g. hours"
+		return "use " + ledger.SymbolRule + ", e.g. hours or HRS"
+	case node.ArgCurrency:
+		return "name a currency by its symbol (HRS or hrs), or as SYMBOL@ISSUER-DID; `icnctl ledger currency list` lists them"
+	case node.ArgCurrencyIssuer:
+		return "name a currency as SYMBOL@ISSUER-DID, e.g. hours@did:icn:z…; `icnctl ledger currency list` lists the issuers"
 	case node.ArgDecimals:
 		return fmt.Sprintf("use 0 to %d", ledger.MaxDecimals)
 	case node.ArgCreditLimit:
-		return "give how far below zero an account may go, as a positive decimal in the currency's unit, e.g. --credit-limit 100"
+		return "give how far below zero any account may go, a positive amount in the currency's unit, e.g. --credit-limit 100 (the default)"
 	case node.ArgTopic:
 		return "a topic name is 1-128 printable characters without spaces or '/', e.g. chat:general or ledger:hours"
 	case node.ArgType:

@@ -22,7 +22,7 @@ const gossipWriteTimeout = 10 * time.Second
 // subscription (shutdown, key rotation, leave), which it says in a last
 // {"end":…} line.
 func (s *server) gossipSubscribe(w http.ResponseWriter, r *http.Request) {
-	topic := r.URL.Query().Get("topic")
+	topic := node.CanonicalTopic(r.URL.Query().Get("topic"))
 	if err := gossip.CheckTopic(topic); err != nil {
 		WriteError(w, &node.ArgError{Arg: node.ArgTopic, Value: topic, Err: err})
 		return
