@@ -309,7 +309,7 @@ func (s *Service) announceAll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if len(tp.t.ListPeers()) == 0 {
+		if tp.t == nil || len(tp.t.ListPeers()) == 0 {
 			continue
 		}
 		heads := tp.state.Heads()
