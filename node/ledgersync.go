@@ -157,7 +157,7 @@ func (a storeLedger) Ingest(ctx context.Context, from peer.ID, blocks [][]byte) 
 	if st.Rejected > 0 {
 		// One line per batch, not per block: a hostile peer could send
 		// hundreds of thousands.
-		a.log.Info("refused ledger blocks from a peer", "peer", from, "refused", st.Rejected, "of", len(blocks),
+		a.log.Info("SECURITY: refused ledger blocks from a peer; it is penalised", "peer", from, "refused", st.Rejected, "of", len(blocks),
 			"first_cid", first.CID, "first_err", first.Err)
 	}
 	a.m.received.Add(float64(st.New))
@@ -341,7 +341,7 @@ func (ls *ledgerSync) syncWith(ctx context.Context, p peer.ID, progress func(rec
 	})
 	if err != nil {
 		if errors.Is(err, ledgersync.ErrViolation) {
-			ls.log.Warn("a peer broke the ledger sync protocol", "peer", p, "err", err)
+			ls.log.Warn("SECURITY: a peer broke the ledger sync protocol; it is penalised", "peer", p, "err", err)
 			if ls.pen != nil {
 				ls.pen.Add(p, violationPenalty)
 			}

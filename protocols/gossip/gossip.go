@@ -107,6 +107,10 @@ type Config struct {
 	DuplicateGrace time.Duration
 	// ScoreInspectInterval is how often peer scores are sampled.
 	ScoreInspectInterval time.Duration
+	// ReportInterval bounds the log: at most one line per peer in this
+	// long for messages dropped by the rate limiter, and one for messages
+	// rejected by validation, each with the count since the peer's last.
+	ReportInterval time.Duration
 	// VerifyEnvelopes verifies every envelope signature on arrival, even
 	// when the GossipSub signature already proves the author (see admit).
 	VerifyEnvelopes bool
@@ -138,6 +142,9 @@ func (c *Config) defaults() {
 	}
 	if c.ScoreInspectInterval <= 0 {
 		c.ScoreInspectInterval = DefaultScoreInspectInterval
+	}
+	if c.ReportInterval <= 0 {
+		c.ReportInterval = DefaultReportInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -223,6 +230,8 @@ type Service struct {
 	limiter  *peerLimiter
 	requests *peerLimiter
 	fetchQ   chan fetchJob
+	// rateReports and rejectReports name misbehaving peers in the log.
+	rateReports, rejectReports *peerReporter
 
 	// started is closed once Run has started GossipSub (or has ended
 	// without doing so); Publish waits for it.
@@ -274,16 +283,18 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, h: deps.Host, id: deps.Identity, bindings: deps.Bindings, mem: mem, m: deps.Metrics, log: log,
-		appScore: deps.AppScore,
-		types:    tys,
-		keys:     newKeyCache(),
-		limiter:  newPeerLimiter(cfg.RateLimit, cfg.RateBurst, limiterPeers, limiterIdle),
-		requests: newPeerLimiter(requestRate, requestBurst, limiterPeers, limiterIdle),
-		fetchQ:   make(chan fetchJob, fetchQueue),
-		started:  make(chan struct{}),
-		runDone:  make(chan struct{}),
-		topics:   map[string]*topic{},
-		streams:  map[network.Stream]struct{}{},
+		appScore:      deps.AppScore,
+		types:         tys,
+		keys:          newKeyCache(),
+		limiter:       newPeerLimiter(cfg.RateLimit, cfg.RateBurst, limiterPeers, limiterIdle),
+		requests:      newPeerLimiter(requestRate, requestBurst, limiterPeers, limiterIdle),
+		fetchQ:        make(chan fetchJob, fetchQueue),
+		rateReports:   newPeerReporter(kindRateLimited, cfg.ReportInterval, reportPeers),
+		rejectReports: newPeerReporter(kindRejected, cfg.ReportInterval, reportPeers),
+		started:       make(chan struct{}),
+		runDone:       make(chan struct{}),
+		topics:        map[string]*topic{},
+		streams:       map[network.Stream]struct{}{},
 	}
 	s.mesh = newMeshTracer(s.m)
 	// The memory's topics are joined at once, locally: Topics lists them
@@ -400,12 +411,18 @@ func (s *Service) Run(ctx context.Context) (err error) {
 	defer announce.Stop()
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
+	// Lines held back are written within a tenth of the interval of being due.
+	reports := time.NewTicker(s.cfg.ReportInterval / 10)
+	defer reports.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			s.flushReports(s.cfg.Now().Add(s.cfg.ReportInterval)) // what is pending, before the lines are lost
 			return nil
 		case <-announce.C:
 			s.announceAll(ctx)
+		case <-reports.C:
+			s.flushReports(s.cfg.Now())
 		case <-sweep.C:
 			now := s.cfg.Now()
 			s.limiter.sweep(now)
@@ -659,6 +676,7 @@ func (s *Service) deliver(tp *topic, msg *Message, raw []byte) {
 		// verify on their own: check the envelope's signature first.
 		if msg.Verify(tp.wire) != nil {
 			s.m.reject(ReasonBadSignature)
+			s.noteRejected(msg.ReceivedFrom, tp.short, ReasonBadSignature, s.cfg.Now())
 			return
 		}
 		msg.sigChecked = true
@@ -817,6 +835,7 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 		s.m.networkReceived.Inc()
 		if !s.limiter.allow(src, now) {
 			s.m.reject(ReasonRateLimited)
+			s.noteRateLimited(src, tp.short, RateLimitMessages, now)
 			return pubsub.ValidationIgnore
 		}
 		msg, res := s.admit(tp, pm.Data, pm.GetFrom(), src, false, now)
@@ -833,6 +852,7 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, now time.Time) (*Message, pubsub.ValidationResult) {
 	reject := func(reason string) (*Message, pubsub.ValidationResult) {
 		s.m.reject(reason)
+		s.noteRejected(via, tp.short, reason, now)
 		return nil, pubsub.ValidationReject
 	}
 	ignore := func(reason string) (*Message, pubsub.ValidationResult) {

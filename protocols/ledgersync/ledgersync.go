@@ -139,7 +139,7 @@ func (s *Service) handle(st network.Stream) {
 	_ = st.SetReadDeadline(time.Now().Add(RequestTimeout))
 	remote, err := readSummary(bufio.NewReader(st))
 	if err != nil {
-		s.log.Info("ledgersync: bad request", "peer", st.Conn().RemotePeer(), "err", err)
+		s.log.Info("SECURITY: ledgersync: malformed request from a peer; stream reset", "peer", st.Conn().RemotePeer(), "err", err)
 		st.Reset()
 		return
 	}
