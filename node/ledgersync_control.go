@@ -46,14 +46,14 @@ func (n *Node) SyncLedger(ctx context.Context, target string, progress func(rece
 	return n.waitLedgerSync(ctx, runs, progress)
 }
 
-func (n *Node) startLedgerSync(ctx context.Context, target string) ([]watchedRun, error) {
+func (n *Node) startLedgerSync(ctx context.Context, target string) ([]ledgersync.Pull, error) {
 	st := n.current()
 	peers, err := n.syncTargets(st, target)
 	if err != nil {
 		return nil, err
 	}
-	runs, err := st.sync.pullNow(ctx, peers)
-	if errors.Is(err, errSyncStopped) {
+	runs, err := st.sync.PullNow(ctx, peers)
+	if errors.Is(err, ledgersync.ErrStopped) {
 		return nil, &controlapi.Error{Status: http.StatusServiceUnavailable, Message: "icnd is stopping or re-keying its network",
 			Hint: "try again in a moment"}
 	}
@@ -69,7 +69,7 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 			return nil, &controlapi.Error{Status: http.StatusServiceUnavailable,
 				Message: "no peers connected: there is nobody to sync the ledger from", Hint: dialHint}
 		}
-		peers := st.sync.serving(connected)
+		peers := st.sync.Serving(connected)
 		if len(peers) == 0 {
 			return nil, &controlapi.Error{Status: http.StatusServiceUnavailable,
 				Message: fmt.Sprintf("none of the %d connected peers serves ledger sync (%s)", len(connected), ledgersync.ID),
@@ -88,7 +88,7 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 		}
 		return nil, &controlapi.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("not connected to %s", target), Hint: hint}
 	}
-	serving := st.sync.serving(peers)
+	serving := st.sync.Serving(peers)
 	if len(serving) == 0 {
 		return nil, &controlapi.Error{Status: http.StatusConflict,
 			Message: fmt.Sprintf("%s does not serve ledger sync (%s)", target, ledgersync.ID),
@@ -98,21 +98,21 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 }
 
 // waitLedgerSync waits for the pulls and reports them.
-func (n *Node) waitLedgerSync(ctx context.Context, runs []watchedRun, progress func(received, announced int)) (controlapi.SyncReport, error) {
-	states, err := waitRuns(ctx, runs, progress)
+func (n *Node) waitLedgerSync(ctx context.Context, runs []ledgersync.Pull, progress func(received, announced int)) (controlapi.SyncReport, error) {
+	states, err := ledgersync.WaitPulls(ctx, runs, progress)
 	if err != nil {
 		return controlapi.SyncReport{}, err
 	}
 	rep := controlapi.SyncReport{Peers: make([]controlapi.SyncPeer, len(runs))}
 	for i, r := range runs {
 		s := states[i]
-		sp := controlapi.SyncPeer{PeerID: r.peer.String(), Announced: s.stats.Announced, Received: s.stats.Received,
-			New: s.stats.New, Rejected: s.stats.Rejected, Joined: r.joined}
-		if bd, ok := n.book.ByPeer(r.peer); ok {
+		sp := controlapi.SyncPeer{PeerID: r.Peer().String(), Announced: s.Stats.Announced, Received: s.Stats.Received,
+			New: s.Stats.New, Rejected: s.Stats.Rejected, Joined: r.Joined}
+		if bd, ok := n.book.ByPeer(r.Peer()); ok {
 			sp.DID = bd.DID.String()
 		}
-		if s.err != nil {
-			sp.Error = syncErrorText(s.err)
+		if s.Err != nil {
+			sp.Error = syncErrorText(s.Err)
 			rep.Failed++
 		}
 		rep.Received += sp.Received
@@ -126,7 +126,7 @@ func (n *Node) waitLedgerSync(ctx context.Context, runs []watchedRun, progress f
 
 func syncErrorText(err error) string {
 	switch {
-	case errors.Is(err, errNotConnected):
+	case errors.Is(err, ledgersync.ErrNotConnected):
 		return "not connected: the peer went away before the pull began"
 	case errors.Is(err, context.Canceled):
 		return "stopped: icnd is shutting down or re-keying its network"
