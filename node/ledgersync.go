@@ -23,7 +23,9 @@ type (
 	syncMetrics = ledgersync.Metrics
 )
 
-func newSyncMetrics(reg prometheus.Registerer) (*syncMetrics, error) { return ledgersync.NewMetrics(reg) }
+func newSyncMetrics(reg prometheus.Registerer) (*syncMetrics, error) {
+	return ledgersync.NewMetrics(reg)
+}
 
 // newLedgerSync builds the scheduler of one stack over the durable store.
 func newLedgerSync(h host.Host, s *store.Store, m *syncMetrics, pen ledgersync.Penalizer, log *slog.Logger) *ledgerSync {
