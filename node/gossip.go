@@ -45,7 +45,11 @@ func newGossipShared(cfg config.Config, reg prometheus.Registerer, net *netMetri
 		return nil, err
 	}
 	gc := gossipConfig(cfg, checkEntry)
-	return &gossipShared{cfg: gc, memory: gossip.NewMemory(gc), metrics: m}, nil
+	mem := gossip.NewMemory(gc)
+	if err := gossip.RegisterMemoryMetrics(reg, mem); err != nil {
+		return nil, err
+	}
+	return &gossipShared{cfg: gc, memory: mem, metrics: m}, nil
 }
 
 func newGossip(deps stackDeps, st *netStack) (*gossip.Service, error) {

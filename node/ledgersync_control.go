@@ -27,7 +27,7 @@ func (n *Node) SyncLedger(ctx context.Context, target string, progress func(rece
 }
 
 // LedgerSyncRuns are pulls started by StartLedgerSync.
-type LedgerSyncRuns struct{ runs []watchedRun }
+type LedgerSyncRuns struct{ runs []ledgersync.Pull }
 
 // StartLedgerSync starts the pulls SyncLedger waits for (or joins those
 // already running), so a front door can refuse a sync that cannot start
@@ -37,14 +37,14 @@ func (n *Node) StartLedgerSync(ctx context.Context, target string) (LedgerSyncRu
 	return LedgerSyncRuns{runs}, err
 }
 
-func (n *Node) startLedgerSync(ctx context.Context, target string) ([]watchedRun, error) {
+func (n *Node) startLedgerSync(ctx context.Context, target string) ([]ledgersync.Pull, error) {
 	st := n.current()
 	peers, err := n.syncTargets(st, target)
 	if err != nil {
 		return nil, err
 	}
-	runs, err := st.sync.pullNow(ctx, peers)
-	if errors.Is(err, errSyncStopped) {
+	runs, err := st.sync.PullNow(ctx, peers)
+	if errors.Is(err, ledgersync.ErrStopped) {
 		return nil, ErrStopping
 	}
 	return runs, err
@@ -57,7 +57,7 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 		if len(connected) == 0 {
 			return nil, &NoSyncPeerError{Protocol: string(ledgersync.ID)}
 		}
-		peers := st.sync.serving(connected)
+		peers := st.sync.Serving(connected)
 		if len(peers) == 0 {
 			return nil, &NoSyncPeerError{Connected: len(connected), Protocol: string(ledgersync.ID)}
 		}
@@ -71,7 +71,7 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 		_, derr := did.Parse(target)
 		return nil, &NotConnectedError{Target: target, IsDID: derr == nil, Op: "sync"}
 	}
-	serving := st.sync.serving(peers)
+	serving := st.sync.Serving(peers)
 	if len(serving) == 0 {
 		return nil, &NoSyncPeerError{Target: target, Connected: len(peers), Protocol: string(ledgersync.ID)}
 	}
@@ -81,20 +81,20 @@ func (n *Node) syncTargets(st *netStack, target string) ([]peer.ID, error) {
 // WaitLedgerSync waits for the pulls and reports them.
 func (n *Node) WaitLedgerSync(ctx context.Context, lr LedgerSyncRuns, progress func(received, announced int)) (controlapi.SyncReport, error) {
 	runs := lr.runs
-	states, err := waitRuns(ctx, runs, progress)
+	states, err := ledgersync.WaitPulls(ctx, runs, progress)
 	if err != nil {
 		return controlapi.SyncReport{}, err
 	}
 	rep := controlapi.SyncReport{Peers: make([]controlapi.SyncPeer, len(runs))}
 	for i, r := range runs {
 		s := states[i]
-		sp := controlapi.SyncPeer{PeerID: r.peer.String(), Announced: s.stats.Announced, Received: s.stats.Received,
-			New: s.stats.New, Rejected: s.stats.Rejected, Joined: r.joined}
-		if bd, ok := n.book.ByPeer(r.peer); ok {
+		sp := controlapi.SyncPeer{PeerID: r.Peer().String(), Announced: s.Stats.Announced, Received: s.Stats.Received,
+			New: s.Stats.New, Rejected: s.Stats.Rejected, Joined: r.Joined}
+		if bd, ok := n.book.ByPeer(r.Peer()); ok {
 			sp.DID = bd.DID.String()
 		}
-		if s.err != nil {
-			sp.Error = syncErrorText(s.err)
+		if s.Err != nil {
+			sp.Error = syncErrorText(s.Err)
 			rep.Failed++
 		}
 		rep.Received += sp.Received
@@ -108,7 +108,7 @@ func (n *Node) WaitLedgerSync(ctx context.Context, lr LedgerSyncRuns, progress f
 
 func syncErrorText(err error) string {
 	switch {
-	case errors.Is(err, errNotConnected):
+	case errors.Is(err, ledgersync.ErrNotConnected):
 		return "not connected: the peer went away before the pull began"
 	case errors.Is(err, context.Canceled):
 		return "stopped: icnd is shutting down or re-keying its network"

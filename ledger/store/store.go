@@ -267,11 +267,19 @@ func (s *Store) Block(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return s.ds.Get(ctx, blockKey(c))
 }
 
+// MissingCIDs returns the CIDs of the stored blocks a peer with the given
+// summary lacks, at most limit (see ledger.Ledger.MissingCIDs); Block reads
+// them one at a time.
+func (s *Store) MissingCIDs(remote map[did.DID]ledger.AuthorSummary, limit int) []cid.Cid {
+	var cids []cid.Cid
+	s.Read(func(l *ledger.Ledger) { cids = l.MissingCIDs(remote, limit) })
+	return cids
+}
+
 // MissingFrom returns the stored blocks a peer with the given summary lacks
 // (see ledger.Ledger.MissingCIDs), read from disk.
 func (s *Store) MissingFrom(ctx context.Context, remote map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error) {
-	var cids []cid.Cid
-	s.Read(func(l *ledger.Ledger) { cids = l.MissingCIDs(remote, limit) })
+	cids := s.MissingCIDs(remote, limit)
 	out := make([][]byte, 0, len(cids))
 	for _, c := range cids {
 		b, err := s.Block(ctx, c)

@@ -107,6 +107,10 @@ type Config struct {
 	DuplicateGrace time.Duration
 	// ScoreInspectInterval is how often peer scores are sampled.
 	ScoreInspectInterval time.Duration
+	// ReportInterval bounds the log: at most one line per peer in this
+	// long for messages dropped by the rate limiter, and one for messages
+	// rejected by validation, each with the count since the peer's last.
+	ReportInterval time.Duration
 	// VerifyEnvelopes verifies every envelope signature on arrival, even
 	// when the GossipSub signature already proves the author (see admit).
 	VerifyEnvelopes bool
@@ -138,6 +142,9 @@ func (c *Config) defaults() {
 	}
 	if c.ScoreInspectInterval <= 0 {
 		c.ScoreInspectInterval = DefaultScoreInspectInterval
+	}
+	if c.ReportInterval <= 0 {
+		c.ReportInterval = DefaultReportInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -214,20 +221,32 @@ type Service struct {
 	mem      *Memory
 	m        *Metrics
 	log      *slog.Logger
+	appScore func(peer.ID) float64
 	types    types
 	keys     *keyCache
 
-	ps       *pubsub.PubSub
-	stopPS   context.CancelFunc
 	mesh     *meshTracer
 	scores   atomic.Pointer[map[peer.ID]float64]
 	limiter  *peerLimiter
 	requests *peerLimiter
 	fetchQ   chan fetchJob
+	// rateReports and rejectReports name misbehaving peers in the log.
+	rateReports, rejectReports *peerReporter
 
-	mu      sync.Mutex
-	topics  map[string]*topic
-	stopped bool
+	// started is closed once Run has started GossipSub (or has ended
+	// without doing so); Publish waits for it.
+	started chan struct{}
+	// runDone is closed when Run has returned.
+	runDone chan struct{}
+
+	mu sync.Mutex
+	// ps is GossipSub, set by Run for its lifetime.
+	ps     *pubsub.PubSub
+	topics map[string]*topic
+	// ran: Run was called; stopped: Run ended or Close was called.
+	ran, stopped bool
+	// endRun ends Run (Close calls it).
+	endRun  context.CancelFunc
 	streams map[network.Stream]struct{}
 	pumps   sync.WaitGroup
 	handler sync.WaitGroup
@@ -235,10 +254,11 @@ type Service struct {
 	closeOnce sync.Once
 }
 
-// New starts GossipSub on the host (with StrictSign, our message IDs, peer
+// New checks the configuration and builds the service; it starts nothing.
+// Run starts GossipSub on the host (with StrictSign, our message IDs, peer
 // scoring and the queue sizes above), registers the request protocol and
-// rejoins the topics the memory holds. Announces and fetches start with Run.
-func New(cfg Config, deps Deps) (_ *Service, err error) {
+// rejoins the topics the memory holds.
+func New(cfg Config, deps Deps) (*Service, error) {
 	cfg.defaults()
 	if cfg.NetworkID == "" {
 		return nil, errors.New("gossip: no network id")
@@ -263,52 +283,52 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	}
 	s := &Service{
 		cfg: cfg, h: deps.Host, id: deps.Identity, bindings: deps.Bindings, mem: mem, m: deps.Metrics, log: log,
-		types:    tys,
-		keys:     newKeyCache(),
-		limiter:  newPeerLimiter(cfg.RateLimit, cfg.RateBurst, limiterPeers, limiterIdle),
-		requests: newPeerLimiter(requestRate, requestBurst, limiterPeers, limiterIdle),
-		fetchQ:   make(chan fetchJob, fetchQueue),
-		topics:   map[string]*topic{},
-		streams:  map[network.Stream]struct{}{},
+		appScore:      deps.AppScore,
+		types:         tys,
+		keys:          newKeyCache(),
+		limiter:       newPeerLimiter(cfg.RateLimit, cfg.RateBurst, limiterPeers, limiterIdle),
+		requests:      newPeerLimiter(requestRate, requestBurst, limiterPeers, limiterIdle),
+		fetchQ:        make(chan fetchJob, fetchQueue),
+		rateReports:   newPeerReporter(kindRateLimited, cfg.ReportInterval, reportPeers),
+		rejectReports: newPeerReporter(kindRejected, cfg.ReportInterval, reportPeers),
+		started:       make(chan struct{}),
+		runDone:       make(chan struct{}),
+		topics:        map[string]*topic{},
+		streams:       map[network.Stream]struct{}{},
 	}
 	s.mesh = newMeshTracer(s.m)
-	// GossipSub keeps its context for its lifetime; Close cancels it.
-	psCtx, stop := context.WithCancel(context.Background())
-	s.stopPS = stop
-	prefix := TopicPrefix + cfg.NetworkID + "/"
-	s.ps, err = pubsub.NewGossipSub(psCtx, deps.Host,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(rpcLimit(cfg.MaxMessageSize)),
-		pubsub.WithPeerOutboundQueueSize(PeerOutboundQueueSize),
-		pubsub.WithValidateQueueSize(ValidateQueueSize),
-		pubsub.WithValidateThrottle(ValidateThrottle),
-		pubsub.WithPeerExchange(false),
-		pubsub.WithFloodPublish(true),
-		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(topicFilter{prefix: prefix}, MaxTopics)),
-		pubsub.WithPeerScore(ScoreParams(deps.AppScore), ScoreThresholds()),
-		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(m map[peer.ID]float64) { s.scores.Store(&m) }), cfg.ScoreInspectInterval),
-		pubsub.WithRawTracer(s.mesh),
-		pubsub.WithLogger(log.With("component", "pubsub")),
-	)
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("gossip: start GossipSub: %w", err)
-	}
-	s.h.SetStreamHandler(ID, s.handleRequest)
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// The memory's topics are joined at once, locally: Topics lists them
+	// and subscriptions may be taken; Run joins them on GossipSub.
 	for _, short := range mem.joinedTopics() {
 		if _, err := s.joinLocked(short); err != nil {
 			return nil, fmt.Errorf("gossip: rejoin %s: %w", short, err)
 		}
 	}
 	return s, nil
+}
+
+// startPubSub starts GossipSub for the lifetime of ctx.
+func (s *Service) startPubSub(ctx context.Context) (*pubsub.PubSub, error) {
+	prefix := TopicPrefix + s.cfg.NetworkID + "/"
+	ps, err := pubsub.NewGossipSub(ctx, s.h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMessageIdFn(messageID),
+		pubsub.WithMaxMessageSize(rpcLimit(s.cfg.MaxMessageSize)),
+		pubsub.WithPeerOutboundQueueSize(PeerOutboundQueueSize),
+		pubsub.WithValidateQueueSize(ValidateQueueSize),
+		pubsub.WithValidateThrottle(ValidateThrottle),
+		pubsub.WithPeerExchange(false),
+		pubsub.WithFloodPublish(true),
+		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(topicFilter{prefix: prefix}, MaxTopics)),
+		pubsub.WithPeerScore(ScoreParams(s.appScore), ScoreThresholds()),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(m map[peer.ID]float64) { s.scores.Store(&m) }), s.cfg.ScoreInspectInterval),
+		pubsub.WithRawTracer(s.mesh),
+		pubsub.WithLogger(s.log.With("component", "pubsub")),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start GossipSub: %w", err)
+	}
+	return ps, nil
 }
 
 // messageID is the GossipSub message ID: SHA-256 of the envelope bytes, so
@@ -330,14 +350,56 @@ func (f topicFilter) FilterIncomingSubscriptions(_ peer.ID, subs []*pb.RPC_SubOp
 	return pubsub.FilterSubscriptions(subs, f.CanSubscribe), nil
 }
 
-// Run announces heads and fetches what peers announce until ctx ends; then
-// it ends every local subscription (ErrStopped). Close releases the rest.
-func (s *Service) Run(ctx context.Context) error {
+// ErrRunning is returned by a second call to Run.
+var ErrRunning = errors.New("gossip service already running")
+
+// Run starts GossipSub and the request protocol, joins the topics the
+// memory holds (and those joined since New), then announces heads and
+// fetches what peers announce until ctx ends or Close is called. When it
+// returns, every local subscription has ended (ErrStopped), GossipSub has
+// stopped and none of the service's goroutines is left. A service runs
+// once: a key rotation builds a new one over the same Memory.
+func (s *Service) Run(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	switch {
+	case s.ran:
+		s.mu.Unlock()
+		return ErrRunning
+	case s.stopped:
+		s.mu.Unlock()
+		return ErrStopped
+	}
+	s.ran, s.endRun = true, cancel
+	s.mu.Unlock()
+	defer close(s.runDone)
 	var wg sync.WaitGroup
 	defer func() {
-		s.stop()
+		cancel() // stops GossipSub and the fetch workers
+		s.shutdown()
 		wg.Wait()
 	}()
+	startedOnce := sync.OnceFunc(func() { close(s.started) })
+	defer startedOnce()
+
+	// GossipSub lives as long as Run: it stops when ctx ends.
+	ps, err := s.startPubSub(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	s.h.SetStreamHandler(ID, s.handleRequest)
+	if err := s.attachAll(ps); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
+	startedOnce()
+
 	for range fetchWorkers {
 		wg.Add(1)
 		go func() {
@@ -349,12 +411,18 @@ func (s *Service) Run(ctx context.Context) error {
 	defer announce.Stop()
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
+	// Lines held back are written within a tenth of the interval of being due.
+	reports := time.NewTicker(s.cfg.ReportInterval / 10)
+	defer reports.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			s.flushReports(s.cfg.Now().Add(s.cfg.ReportInterval)) // what is pending, before the lines are lost
 			return nil
 		case <-announce.C:
 			s.announceAll(ctx)
+		case <-reports.C:
+			s.flushReports(s.cfg.Now())
 		case <-sweep.C:
 			now := s.cfg.Now()
 			s.limiter.sweep(now)
@@ -362,6 +430,51 @@ func (s *Service) Run(ctx context.Context) error {
 			s.mem.sweep(now)
 		}
 	}
+}
+
+// attachAll makes ps the service's GossipSub and joins on it every topic
+// the memory holds and every topic joined before Run.
+func (s *Service) attachAll(ps *pubsub.PubSub) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ps = ps
+	for _, short := range s.mem.joinedTopics() {
+		if _, err := s.joinLocked(short); err != nil {
+			return fmt.Errorf("gossip: rejoin %s: %w", short, err)
+		}
+	}
+	for short, tp := range s.topics {
+		if tp.t == nil {
+			if err := s.attachLocked(tp); err != nil {
+				return fmt.Errorf("gossip: join %s: %w", short, err)
+			}
+		}
+	}
+	return nil
+}
+
+// shutdown ends every local subscription, refuses new ones, stops the
+// request protocol and the pumps, and waits for them. Run calls it on its
+// way out; it is safe to call more than once.
+func (s *Service) shutdown() {
+	s.stop()
+	s.h.RemoveStreamHandler(ID)
+	s.mu.Lock()
+	topics := make([]*topic, 0, len(s.topics))
+	for _, tp := range s.topics {
+		topics = append(topics, tp)
+	}
+	for st := range s.streams {
+		st.Reset()
+	}
+	s.mu.Unlock()
+	for _, tp := range topics {
+		if tp.cancel != nil {
+			tp.cancel()
+		}
+	}
+	s.pumps.Wait()
+	s.handler.Wait()
 }
 
 // stop ends every local subscription and refuses new ones.
@@ -378,26 +491,28 @@ func (s *Service) stop() {
 	}
 }
 
-// Close stops GossipSub and the request protocol and waits for the
-// service's goroutines. It is idempotent. Joined topics stay in the memory.
+// Close ends Run if it is running and waits for it to return; it is
+// idempotent. Joined topics stay in the memory for the next service.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		ran, endRun := s.ran, s.endRun
+		s.stopped = true
+		s.mu.Unlock()
+		if ran {
+			endRun()
+			<-s.runDone
+		} else {
+			close(s.started)
+		}
 		s.stop()
-		s.h.RemoveStreamHandler(ID)
 		s.mu.Lock()
 		topics := s.topics
 		s.topics = map[string]*topic{}
-		for st := range s.streams {
-			st.Reset()
-		}
 		s.mu.Unlock()
-		for _, tp := range topics {
-			tp.cancel()
+		for range topics {
 			s.m.topics.Dec()
 		}
-		s.stopPS()
-		s.pumps.Wait()
-		s.handler.Wait()
 	})
 	return nil
 }
@@ -431,6 +546,7 @@ func (tp *topic) closeSubs(reason error, m *Metrics) {
 
 // Join joins a topic: the node relays its messages, announces its state and
 // keeps it across key rotations, even with no local subscriber. Idempotent.
+// Before Run the topic is recorded, and Run joins it on GossipSub.
 func (s *Service) Join(short string) error {
 	if err := CheckTopic(short); err != nil {
 		return err
@@ -441,7 +557,7 @@ func (s *Service) Join(short string) error {
 	return err
 }
 
-func (s *Service) joinLocked(short string) (_ *topic, err error) {
+func (s *Service) joinLocked(short string) (*topic, error) {
 	if tp := s.topics[short]; tp != nil {
 		return tp, nil
 	}
@@ -454,9 +570,23 @@ func (s *Service) joinLocked(short string) (_ *topic, err error) {
 	state, stateful := s.mem.state(short)
 	tp := &topic{short: short, wire: WireTopic(s.cfg.NetworkID, short), state: state, stateful: stateful,
 		subs: map[*Subscription]struct{}{}}
+	if s.ps != nil {
+		if err := s.attachLocked(tp); err != nil {
+			return nil, err
+		}
+	}
+	s.topics[short] = tp
+	s.mem.setJoined(short, true)
+	s.m.topics.Inc()
+	return tp, nil
+}
+
+// attachLocked joins tp on GossipSub (s.ps) with its validator, and starts
+// the pump that hands its messages to the local subscribers.
+func (s *Service) attachLocked(tp *topic) (err error) {
 	if err := s.ps.RegisterTopicValidator(tp.wire, s.validator(tp),
 		pubsub.WithValidatorConcurrency(ValidatorConcurrency), pubsub.WithValidatorTimeout(ValidatorTimeout)); err != nil {
-		return nil, fmt.Errorf("register validator for %s: %w", tp.wire, err)
+		return fmt.Errorf("register validator for %s: %w", tp.wire, err)
 	}
 	defer func() {
 		if err != nil {
@@ -466,18 +596,20 @@ func (s *Service) joinLocked(short string) (_ *topic, err error) {
 			if tp.t != nil {
 				_ = tp.t.Close()
 			}
+			tp.sub, tp.t = nil, nil
 			_ = s.ps.UnregisterTopicValidator(tp.wire)
 		}
 	}()
 	if tp.t, err = s.ps.Join(tp.wire); err != nil {
-		return nil, fmt.Errorf("join %s: %w", tp.wire, err)
+		return fmt.Errorf("join %s: %w", tp.wire, err)
 	}
 	if err = tp.t.SetScoreParams(TopicScoreParams()); err != nil {
-		return nil, fmt.Errorf("score parameters for %s: %w", tp.wire, err)
+		return fmt.Errorf("score parameters for %s: %w", tp.wire, err)
 	}
 	if tp.sub, err = tp.t.Subscribe(pubsub.WithBufferSize(pubsubBuffer)); err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", tp.wire, err)
+		return fmt.Errorf("subscribe %s: %w", tp.wire, err)
 	}
+	// The pump ends when the topic is left or Run ends (shutdown).
 	ctx, cancel := context.WithCancel(context.Background())
 	tp.cancel = cancel
 	s.pumps.Add(1)
@@ -485,10 +617,7 @@ func (s *Service) joinLocked(short string) (_ *topic, err error) {
 		defer s.pumps.Done()
 		s.pump(ctx, tp)
 	}()
-	s.topics[short] = tp
-	s.mem.setJoined(short, true)
-	s.m.topics.Inc()
-	return tp, nil
+	return nil
 }
 
 // Leave leaves a topic: its subscriptions end (ErrLeft), the node stops
@@ -497,19 +626,23 @@ func (s *Service) Leave(short string) error {
 	s.mu.Lock()
 	tp := s.topics[short]
 	delete(s.topics, short)
+	ps := s.ps
 	s.mu.Unlock()
 	s.mem.setJoined(short, false)
 	if tp == nil {
 		return fmt.Errorf("topic %q is not joined", short)
 	}
 	tp.closeSubs(ErrLeft, s.m)
+	s.m.topics.Dec()
+	if tp.t == nil { // joined before Run: nothing on GossipSub yet
+		return nil
+	}
 	tp.cancel()
 	tp.sub.Cancel()
 	err := tp.t.Close()
-	if uerr := s.ps.UnregisterTopicValidator(tp.wire); err == nil {
+	if uerr := ps.UnregisterTopicValidator(tp.wire); err == nil {
 		err = uerr
 	}
-	s.m.topics.Dec()
 	return err
 }
 
@@ -543,6 +676,7 @@ func (s *Service) deliver(tp *topic, msg *Message, raw []byte) {
 		// verify on their own: check the envelope's signature first.
 		if msg.Verify(tp.wire) != nil {
 			s.m.reject(ReasonBadSignature)
+			s.noteRejected(msg.ReceivedFrom, tp.short, ReasonBadSignature, s.cfg.Now())
 			return
 		}
 		msg.sigChecked = true
@@ -642,11 +776,20 @@ func (s *Service) Publish(ctx context.Context, short, typ string, payload []byte
 		}
 		return Published{}, err
 	}
+	// Before Run has started GossipSub there is nowhere to publish: wait.
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return Published{}, fmt.Errorf("gossip not started: %w", ctx.Err())
+	}
 	s.mu.Lock()
 	tp, err := s.joinLocked(short)
 	s.mu.Unlock()
 	if err != nil {
 		return Published{}, err
+	}
+	if tp.t == nil { // Run failed to start, or ended
+		return Published{}, ErrStopped
 	}
 	p, err := s.publish(ctx, tp, typ, payload)
 	if err == nil {
@@ -692,6 +835,7 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 		s.m.networkReceived.Inc()
 		if !s.limiter.allow(src, now) {
 			s.m.reject(ReasonRateLimited)
+			s.noteRateLimited(src, tp.short, RateLimitMessages, now)
 			return pubsub.ValidationIgnore
 		}
 		msg, res := s.admit(tp, pm.Data, pm.GetFrom(), src, false, now)
@@ -708,6 +852,7 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, now time.Time) (*Message, pubsub.ValidationResult) {
 	reject := func(reason string) (*Message, pubsub.ValidationResult) {
 		s.m.reject(reason)
+		s.noteRejected(via, tp.short, reason, now)
 		return nil, pubsub.ValidationReject
 	}
 	ignore := func(reason string) (*Message, pubsub.ValidationResult) {
@@ -830,15 +975,23 @@ type TopicInfo struct {
 
 // Topics lists the joined topics, sorted by name.
 func (s *Service) Topics() []TopicInfo {
+	type joined struct {
+		tp *topic
+		t  *pubsub.Topic // nil before Run
+	}
 	s.mu.Lock()
-	topics := make([]*topic, 0, len(s.topics))
+	topics := make([]joined, 0, len(s.topics))
 	for _, tp := range s.topics {
-		topics = append(topics, tp)
+		topics = append(topics, joined{tp, tp.t})
 	}
 	s.mu.Unlock()
 	out := make([]TopicInfo, 0, len(topics))
-	for _, tp := range topics {
-		peers := tp.t.ListPeers()
+	for _, j := range topics {
+		tp := j.tp
+		var peers []peer.ID
+		if j.t != nil {
+			peers = j.t.ListPeers()
+		}
 		info := TopicInfo{Topic: tp.short, WireTopic: tp.wire, Peers: len(peers), Stateful: tp.stateful,
 			MeshPeers: s.mesh.count(tp.wire, peers)}
 		tp.mu.Lock()
@@ -886,8 +1039,13 @@ func (s *Service) Stats() Stats {
 	return st
 }
 
-// PubSub exposes the GossipSub instance (for benchmarks and diagnostics).
-func (s *Service) PubSub() *pubsub.PubSub { return s.ps }
+// PubSub exposes the GossipSub instance (for benchmarks and diagnostics);
+// nil until Run has started it.
+func (s *Service) PubSub() *pubsub.PubSub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ps
+}
 
 // keyCache remembers author keys already checked (a curve-point check costs
 // about as much as a signature check) and their DID-derived peer IDs.

@@ -21,6 +21,21 @@ const (
 	ReasonFuture          = "future"           // timestamp further ahead than gossip.clock_skew
 )
 
+// Reasons a peer's traffic is rate limited: the values of the reason label
+// of icn_network_messages_rate_limited_by_topic_total.
+const (
+	// RateLimitMessages: a gossip message beyond the peer's token bucket
+	// ([rate_limiting]); also counted in icn_network_messages_rate_limited_total.
+	RateLimitMessages = "messages"
+	// RateLimitRequests: a request over /icn/gossip/req/1.0.0 beyond the
+	// peer's request bucket (2 per second, burst 8).
+	RateLimitRequests = "requests"
+)
+
+// TopicOther is the topic label of traffic for a topic this node has not
+// joined, so the label takes at most MaxTopics+1 values.
+const TopicOther = "other"
+
 // Reasons an accepted or not-yet-validated message is dropped without
 // blame: the values of the reason label of icn_gossip_messages_dropped_total.
 const (
@@ -50,6 +65,8 @@ type Metrics struct {
 	// The node's network counters, incremented alongside.
 	networkReceived prometheus.Counter
 	rateLimited     prometheus.Counter
+	// rateLimitedBy is icn_network_messages_rate_limited_by_topic_total.
+	rateLimitedBy *prometheus.CounterVec
 }
 
 // NewMetrics registers the gossip series on reg. networkReceived and
@@ -66,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer, networkReceived, rateLimited promethe
 	m := &Metrics{
 		entries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "icn_gossip_entries_total",
-			Help: "Gossip envelopes accepted and delivered on joined topics (by gossip or by request), including the node's own.",
+			Help: "Gossip envelopes accepted and delivered on joined topics (by gossip or by request), including the node's own, since start. A count of deliveries: what is held now is icn_gossip_entries_held.",
 		}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "icn_gossip_subscriptions_total",
@@ -108,6 +125,10 @@ func NewMetrics(reg prometheus.Registerer, networkReceived, rateLimited promethe
 			Name: "icn_gossip_entries_fetched_total",
 			Help: "Envelopes obtained by request after an announce (a subset of icn_gossip_entries_total).",
 		}),
+		rateLimitedBy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_network_messages_rate_limited_by_topic_total",
+			Help: "Gossip traffic from peers dropped by a per-peer rate limiter, by topic (a joined topic, or \"other\") and reason: messages (the [rate_limiting] bucket; the same events as icn_network_messages_rate_limited_total), requests (the /icn/gossip/req/1.0.0 bucket).",
+		}, []string{"topic", "reason"}),
 		networkReceived: networkReceived,
 		rateLimited:     rateLimited,
 	}
@@ -119,7 +140,7 @@ func NewMetrics(reg prometheus.Registerer, networkReceived, rateLimited promethe
 		m.dropped.WithLabelValues(r)
 	}
 	for _, c := range []prometheus.Collector{m.entries, m.subscriptions, m.topics, m.published, m.received, m.rejected,
-		m.dropped, m.announcesRecv, m.announcesSent, m.requests, m.fetched} {
+		m.dropped, m.announcesRecv, m.announcesSent, m.requests, m.fetched, m.rateLimitedBy} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -134,4 +155,54 @@ func (m *Metrics) reject(reason string) {
 	}
 }
 
+// rateLimit counts one message or request dropped by a rate limiter on
+// topic (a joined topic's short name, or TopicOther).
+func (m *Metrics) rateLimit(topic, reason string) {
+	m.rateLimitedBy.WithLabelValues(topic, reason).Inc()
+}
+
 func (m *Metrics) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+
+// Values of the store label of icn_gossip_entries_held.
+const (
+	// HeldCache: envelopes in the per-topic caches of recent messages
+	// (the default State of topics without a registered one; at most
+	// CacheEntries per topic, none older than the max age).
+	HeldCache = "cache"
+	// HeldReplayWindow: (author, sequence number) records in the replay
+	// window (24 bytes each; at most windowAuthors × windowPerAuthor).
+	HeldReplayWindow = "replay_window"
+)
+
+// RegisterMemoryMetrics registers the gauges of what mem holds:
+// icn_gossip_entries_held{store} and icn_gossip_entries_held_bytes. They
+// are read from mem at scrape time. Entries a registered State holds (the
+// ledger's) are not gossip memory and are not counted.
+func RegisterMemoryMetrics(reg prometheus.Registerer, mem *Memory) error {
+	held := &memoryCollector{mem: mem,
+		entries: prometheus.NewDesc("icn_gossip_entries_held",
+			"Entries held in the gossip memory now, by store: cache (envelopes in the per-topic caches of recent messages, at most 256 per topic) and replay_window (author and sequence-number records of the replay window). Ledger entries are not included.",
+			[]string{"store"}, nil),
+		bytes: prometheus.NewDesc("icn_gossip_entries_held_bytes",
+			"Bytes of the envelopes in the per-topic caches (icn_gossip_entries_held{store=\"cache\"}).", nil, nil),
+	}
+	return reg.Register(held)
+}
+
+// memoryCollector reads the memory's sizes once per scrape.
+type memoryCollector struct {
+	mem            *Memory
+	entries, bytes *prometheus.Desc
+}
+
+func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.entries
+	ch <- c.bytes
+}
+
+func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.mem.Stats()
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.CachedEntries), HeldCache)
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.WindowSeqs), HeldReplayWindow)
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.CachedBytes))
+}

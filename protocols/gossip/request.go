@@ -92,9 +92,6 @@ func (s *Service) serve(st network.Stream) error {
 	defer st.Scope().ReleaseMemory(MaxRequestSize)
 	_ = st.SetDeadline(time.Now().Add(RequestTimeout))
 	p := st.Conn().RemotePeer()
-	if !s.requests.allow(p, s.cfg.Now()) {
-		return errors.New("request rate limit")
-	}
 	br := bufio.NewReader(st)
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
@@ -107,14 +104,28 @@ func (s *Service) serve(st network.Stream) error {
 	if _, err := io.ReadFull(br, body); err != nil {
 		return err
 	}
+	// The request is read (it is small and bounded) before the limit is
+	// checked, so a refusal names the topic.
+	wire, keys, decodeErr := decodeRequest(body)
+	var tp *topic
+	if decodeErr == nil {
+		tp = s.topicByWire(wire)
+	}
+	if now := s.cfg.Now(); !s.requests.allow(p, now) {
+		label := TopicOther
+		if tp != nil {
+			label = tp.short
+		}
+		s.noteRateLimited(p, label, RateLimitRequests, now)
+		return errors.New("request rate limit")
+	}
 	s.m.requests.Inc()
 	s.m.networkReceived.Inc()
-	wire, keys, err := decodeRequest(body)
-	if err != nil {
-		return err
+	if decodeErr != nil {
+		return decodeErr
 	}
 	var envs [][]byte
-	if tp := s.topicByWire(wire); tp != nil {
+	if tp != nil {
 		maxBytes := min(MaxResponseBytes, MaxResponseEnvelopes*s.cfg.MaxMessageSize)
 		if c, ok := tp.state.(*recentCache); ok {
 			envs = c.getVerified(keys, MaxResponseEnvelopes, maxBytes, func(raw []byte) bool {
@@ -309,7 +320,7 @@ func (s *Service) announceAll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if len(tp.t.ListPeers()) == 0 {
+		if tp.t == nil || len(tp.t.ListPeers()) == 0 {
 			continue
 		}
 		heads := tp.state.Heads()

@@ -560,3 +560,60 @@ func TestEnvelopeSignatureCheckedBeforeLeaving(t *testing.T) {
 	require.Zero(t, testutil.ToFloat64(v3.m.entries))
 	require.Eventually(t, func() bool { s, ok := v3.svc.PeerScore(a3.h.ID()); return ok && s < 0 }, 10*time.Second, 20*time.Millisecond)
 }
+
+// New builds and starts nothing: no GossipSub, no request protocol, no
+// goroutine. Subscriptions taken before Run work once it runs; Close is
+// idempotent, ends Run, and a closed service does not run again.
+func TestLifecycle(t *testing.T) {
+	id := testIdentity(t)
+	h := newHost(t, id.NodeKey)
+	book := identity.NewBook()
+	book.Put(id.Binding)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg, nil, nil)
+	require.NoError(t, err)
+	cfg := Config{NetworkID: testNet, AnnounceInterval: 200 * time.Millisecond, ScoreInspectInterval: 50 * time.Millisecond}
+	svc, err := New(cfg, Deps{Host: h, Identity: id, Bindings: book, Metrics: m})
+	require.NoError(t, err)
+	require.NotContains(t, h.Mux().Protocols(), ID, "New registered the request protocol")
+	for _, p := range h.Mux().Protocols() {
+		require.NotContains(t, string(p), "meshsub", "New started GossipSub")
+	}
+	require.Nil(t, svc.PubSub())
+	sub, err := svc.Subscribe(chatTopic, 0)
+	require.NoError(t, err)
+	require.Len(t, svc.Topics(), 1)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	pub, err := svc.Publish(ctx, chatTopic, TypeText, []byte("after Run"))
+	require.NoError(t, err, "Publish waits for Run")
+	require.Equal(t, pub.ID, recv(t, sub).ID, "a subscription taken before Run gets messages")
+	require.Contains(t, h.Mux().Protocols(), ID)
+	require.ErrorIs(t, svc.Run(ctx), ErrRunning)
+
+	require.NoError(t, svc.Close())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end Run")
+	}
+	require.NoError(t, svc.Close())
+	require.NotContains(t, h.Mux().Protocols(), ID)
+	_, ok := <-sub.Messages()
+	require.False(t, ok)
+	require.ErrorIs(t, sub.Err(), ErrStopped)
+	require.Zero(t, testutil.ToFloat64(m.topics))
+
+	// Never run: Close alone is enough, and Run afterwards refuses.
+	svc2, err := New(cfg, Deps{Host: h, Identity: id, Bindings: book, Metrics: m})
+	require.NoError(t, err)
+	require.NoError(t, svc2.Close())
+	require.NoError(t, svc2.Close())
+	require.ErrorIs(t, svc2.Run(ctx), ErrStopped)
+	_, err = svc2.Publish(ctx, chatTopic, TypeText, []byte("x"))
+	require.ErrorIs(t, err, ErrStopped)
+}

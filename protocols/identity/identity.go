@@ -275,7 +275,7 @@ func (s *Service) check(ctx context.Context, p peer.ID) {
 		}
 		var verr *VerifyError
 		if errors.As(err, &verr) {
-			s.log.Warn("peer presented an invalid DID binding; disconnecting", "peer", p, "err", err)
+			s.log.Warn("SECURITY: peer presented an invalid DID binding; disconnecting", "peer", p, "err", err)
 			_ = s.h.Network().ClosePeer(p)
 			return
 		}

@@ -11,7 +11,12 @@
 // behind it is while it ingests (Service.Sync's progress callback).
 //
 // Sizes are bounded, both sides run under deadlines and resource-manager
-// scopes, and a stream that breaks the rules is reset. A response that
+// scopes, and a stream that breaks the rules is reset. The responder
+// accounts what it holds with the stream's scope: the request's summary
+// while it is in memory, the list of CIDs to send, and the blocks it reads
+// from the ledger, chunk by chunk (about SendChunk bytes), each released
+// once sent; if the resource manager refuses, the response is cut (the
+// stream is reset) and the requester keeps what it received. A response that
 // announces more than MaxEntriesPerResponse blocks, sends more or fewer
 // frames than it announced, or sends an oversize frame is a protocol
 // violation: Sync returns an error wrapping ErrViolation, so the caller can
@@ -34,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -65,16 +71,29 @@ const (
 	ingesters = 2
 	// summaryRecord is one author in a request: key, top, digest.
 	summaryRecord = ed25519.PublicKeySize + 8 + 32
-	// streamBuffer is reserved with the resource manager per stream.
+	// streamBuffer is reserved with the resource manager per requesting stream.
 	streamBuffer = 1 << 20
+	// SendChunk is how many bytes of blocks the responder reads from the
+	// ledger before it sends them and releases their memory.
+	SendChunk = 256 << 10
+	// respondBuffers is what a responding stream holds besides the blocks:
+	// its read and write buffers.
+	respondBuffers = 4<<10 + 64<<10
+	// summaryCost and cidCost are the memory one author of a request's
+	// summary and one CID to send take, as accounted.
+	summaryCost = 128
+	cidCost     = 64
 )
 
 // Ledger is what the protocol needs from the node's ledger.
 type Ledger interface {
 	// Summary is the local summary per author.
 	Summary() map[did.DID]ledger.AuthorSummary
-	// MissingFrom returns the blocks a peer with this summary lacks.
-	MissingFrom(ctx context.Context, remote map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error)
+	// MissingCIDs returns the CIDs of the blocks a peer with this summary
+	// lacks, in the order to send them, at most limit.
+	MissingCIDs(remote map[did.DID]ledger.AuthorSummary, limit int) []cid.Cid
+	// Block reads one stored block.
+	Block(ctx context.Context, c cid.Cid) ([]byte, error)
 	// Ingest verifies and stores blocks received from peer from. Blocks
 	// that fail verification count in Stats.Rejected: from served them.
 	Ingest(ctx context.Context, from peer.ID, blocks [][]byte) (Stats, error)
@@ -88,16 +107,33 @@ type Stats struct {
 	Received  int // blocks received and ingested
 	New       int // blocks not known before
 	Rejected  int // blocks refused (malformed, bad signature, static rules)
+	// FirstRejected is the first block refused and why (for the log), if
+	// the Ledger says.
+	FirstRejected Rejection
 }
 
-func (s *Stats) add(o Stats) { s.Received += o.Received; s.New += o.New; s.Rejected += o.Rejected }
+// Rejection is a block refused by Ingest and the reason.
+type Rejection struct {
+	CID cid.Cid // cid.Undef when the block did not even decode
+	Err error
+}
+
+func (s *Stats) add(o Stats) {
+	s.Received += o.Received
+	s.New += o.New
+	s.Rejected += o.Rejected
+	if s.FirstRejected.Err == nil {
+		s.FirstRejected = o.FirstRejected
+	}
+}
 
 // ErrViolation marks a response that broke the protocol: a count over the
 // limit, more or fewer frames than announced, an oversize frame. An honest
 // responder never sends one.
 var ErrViolation = errors.New("ledgersync protocol violation")
 
-// Service serves the protocol on a host and pulls from peers.
+// Service serves the protocol on a host (while Run runs) and pulls from
+// peers (Sync).
 type Service struct {
 	h   host.Host
 	led Ledger
@@ -111,11 +147,40 @@ type Options struct {
 	OnServe func(sent int)
 }
 
-// New registers the stream handler.
+// New builds the service; it registers nothing and starts nothing.
 func New(h host.Host, led Ledger, log *slog.Logger, opts Options) *Service {
-	s := &Service{h: h, led: led, log: log, onServe: opts.OnServe}
-	h.SetStreamHandler(ID, s.handle)
-	return s
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{h: h, led: led, log: log, onServe: opts.OnServe}
+}
+
+// Run serves the protocol until ctx ends: each request is answered under
+// ctx, so the end of ctx resets the streams being answered. It returns when
+// they have all ended.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stopped := false
+	s.h.SetStreamHandler(ID, func(st network.Stream) {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			st.Reset()
+			return
+		}
+		wg.Add(1)
+		mu.Unlock()
+		defer wg.Done()
+		s.handle(ctx, st)
+	})
+	<-ctx.Done()
+	s.h.RemoveStreamHandler(ID)
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	wg.Wait()
+	return nil
 }
 
 // Close removes the handler. It is idempotent.
@@ -124,54 +189,141 @@ func (s *Service) Close() error {
 	return nil
 }
 
-func (s *Service) handle(st network.Stream) {
+// errCut ends a response the resource manager would not let grow.
+var errCut = errors.New("response cut: the resource manager refused the memory")
+
+func (s *Service) handle(ctx context.Context, st network.Stream) {
+	p := st.Conn().RemotePeer()
+	defer context.AfterFunc(ctx, func() { st.Reset() })()
 	if err := st.Scope().SetService(ServiceName); err != nil {
-		s.log.Debug("ledgersync: resource manager refused the stream", "peer", st.Conn().RemotePeer(), "err", err)
+		s.log.Debug("ledgersync: resource manager refused the stream", "peer", p, "err", err)
 		st.Reset()
 		return
 	}
-	if err := st.Scope().ReserveMemory(streamBuffer, network.ReservationPriorityMedium); err != nil {
-		s.log.Debug("ledgersync: no memory for the stream", "peer", st.Conn().RemotePeer(), "err", err)
-		st.Reset()
+	n, err := s.respond(ctx, st)
+	switch {
+	case err == nil:
+		st.Close()
+		if s.onServe != nil {
+			s.onServe(n)
+		}
 		return
+	case errors.Is(err, errBadRequest):
+		s.log.Info("SECURITY: ledgersync: malformed request from a peer; stream reset", "peer", p, "err", err)
+	case errors.Is(err, errCut):
+		s.log.Info("ledgersync: response to a peer cut short; it will ask again for the rest", "peer", p, "sent", n, "err", err)
+	case ctx.Err() == nil:
+		s.log.Debug("ledgersync: serving a peer failed", "peer", p, "sent", n, "err", err)
 	}
-	defer st.Scope().ReleaseMemory(streamBuffer)
+	st.Reset()
+	if n > 0 && s.onServe != nil {
+		s.onServe(n)
+	}
+}
+
+var errBadRequest = errors.New("bad request")
+
+// scopeMemory tracks what a stream reserved with the resource manager.
+type scopeMemory struct {
+	scope network.ResourceScope
+	held  int
+}
+
+func (m *scopeMemory) reserve(n int) error {
+	if err := m.scope.ReserveMemory(n, network.ReservationPriorityMedium); err != nil {
+		return fmt.Errorf("%w: %d bytes: %w", errCut, n, err)
+	}
+	m.held += n
+	return nil
+}
+
+func (m *scopeMemory) release(n int) {
+	m.scope.ReleaseMemory(n)
+	m.held -= n
+}
+
+// respond reads a request and answers it, returning how many blocks it sent.
+func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err error) {
+	mem := &scopeMemory{scope: st.Scope()}
+	defer func() { mem.release(mem.held) }()
+	if err := mem.reserve(respondBuffers); err != nil {
+		return 0, err
+	}
 	_ = st.SetReadDeadline(time.Now().Add(RequestTimeout))
-	remote, err := readSummary(bufio.NewReader(st))
+	summaryHeld := 0
+	remote, err := readSummary(bufio.NewReader(st), func(authors int) error {
+		summaryHeld = authors * summaryCost
+		return mem.reserve(summaryHeld)
+	})
 	if err != nil {
-		s.log.Info("ledgersync: bad request", "peer", st.Conn().RemotePeer(), "err", err)
-		st.Reset()
-		return
+		if errors.Is(err, errCut) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %w", errBadRequest, err)
 	}
 	_ = st.SetWriteDeadline(time.Now().Add(ResponseTimeout))
-	blocks, err := s.led.MissingFrom(context.Background(), remote, MaxEntriesPerResponse)
-	if err != nil {
-		s.log.Warn("ledgersync: cannot read the blocks a peer lacks", "peer", st.Conn().RemotePeer(), "err", err)
-		st.Reset()
-		return
+	cids := s.led.MissingCIDs(remote, MaxEntriesPerResponse)
+	if len(cids) > MaxEntriesPerResponse {
+		cids = cids[:MaxEntriesPerResponse]
+	}
+	// The summary is garbage now; the CID list takes its place.
+	mem.release(summaryHeld)
+	remote = nil
+	if err := mem.reserve(len(cids) * cidCost); err != nil {
+		return 0, err
 	}
 	w := bufio.NewWriterSize(st, 64<<10)
-	if len(blocks) > MaxEntriesPerResponse {
-		blocks = blocks[:MaxEntriesPerResponse]
+	// The count goes out at once: the requester knows how far behind it
+	// is while the blocks are read.
+	if err := writeCount(w, len(cids)); err != nil {
+		return 0, err
 	}
-	if err := writeCount(w, len(blocks)); err != nil {
-		st.Reset()
-		return
+	if err := w.Flush(); err != nil {
+		return 0, err
 	}
-	for _, b := range blocks {
-		if err := writeFrame(w, b); err != nil {
-			st.Reset()
-			return
+	// Read a chunk, reserving each block's size as it is read; send it;
+	// release it; go on.
+	chunk := make([][]byte, 0, 64)
+	chunkBytes := 0
+	send := func() error {
+		for _, b := range chunk {
+			if err := writeFrame(w, b); err != nil {
+				return err
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		sent += len(chunk)
+		mem.release(chunkBytes)
+		clear(chunk)
+		chunk, chunkBytes = chunk[:0], 0
+		return nil
+	}
+	for _, c := range cids {
+		b, err := s.led.Block(ctx, c)
+		if err != nil {
+			s.log.Warn("ledgersync: cannot read a block a peer lacks", "peer", st.Conn().RemotePeer(), "cid", c, "err", err)
+			return sent, err
+		}
+		if err := mem.reserve(len(b)); err != nil {
+			return sent, err
+		}
+		chunk = append(chunk, b)
+		chunkBytes += len(b)
+		if chunkBytes >= SendChunk {
+			if err := send(); err != nil {
+				return sent, err
+			}
 		}
 	}
-	if err := writeFrame(w, nil); err != nil || w.Flush() != nil {
-		st.Reset()
-		return
+	if err := send(); err != nil {
+		return sent, err
 	}
-	st.Close()
-	if s.onServe != nil {
-		s.onServe(len(blocks))
+	if err := writeFrame(w, nil); err != nil {
+		return sent, err
 	}
+	return sent, w.Flush()
 }
 
 // Sync pulls from p everything the local ledger lacks, ingesting as blocks
@@ -188,6 +340,9 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received, a
 	if err != nil {
 		return total, fmt.Errorf("open %s to %s: %w", ID, p, err)
 	}
+	// The deadline bounds a slow peer; the end of ctx (shutdown) unblocks
+	// every read and write at once, whatever the peer does.
+	defer context.AfterFunc(ctx, func() { st.Reset() })()
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		st.Reset()
 		return total, err
@@ -312,13 +467,20 @@ func writeSummary(w io.Writer, sum map[did.DID]ledger.AuthorSummary) error {
 	return err
 }
 
-func readSummary(r *bufio.Reader) (map[did.DID]ledger.AuthorSummary, error) {
+// readSummary reads a request's summary. reserve, if set, is told how many
+// authors follow before they are read into memory; its error ends the read.
+func readSummary(r *bufio.Reader, reserve func(authors int) error) (map[did.DID]ledger.AuthorSummary, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, err
 	}
 	if n > MaxAuthors {
 		return nil, fmt.Errorf("%d authors exceeds %d", n, MaxAuthors)
+	}
+	if reserve != nil {
+		if err := reserve(int(n)); err != nil {
+			return nil, err
+		}
 	}
 	out := make(map[did.DID]ledger.AuthorSummary, n)
 	var rec [summaryRecord]byte

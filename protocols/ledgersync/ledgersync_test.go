@@ -3,10 +3,13 @@ package ledgersync
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
@@ -50,14 +53,20 @@ func (m *memLedger) Summary() map[did.DID]ledger.AuthorSummary {
 	return m.l.Summary()
 }
 
-func (m *memLedger) MissingFrom(_ context.Context, r map[did.DID]ledger.AuthorSummary, limit int) ([][]byte, error) {
+func (m *memLedger) MissingCIDs(r map[did.DID]ledger.AuthorSummary, limit int) []cid.Cid {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out [][]byte
-	for _, c := range m.l.MissingCIDs(r, limit) {
-		out = append(out, m.blocks[c])
+	return m.l.MissingCIDs(r, limit)
+}
+
+func (m *memLedger) Block(_ context.Context, c cid.Cid) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.blocks[c]
+	if !ok {
+		return nil, fmt.Errorf("no block %s", c)
 	}
-	return out, nil
+	return b, nil
 }
 
 func (m *memLedger) Ingest(_ context.Context, from peer.ID, blocks [][]byte) (Stats, error) {
@@ -92,6 +101,22 @@ func connect(t *testing.T, a, b host.Host) {
 	require.NoError(t, a.Connect(context.Background(), peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}))
 }
 
+// serve runs s's responder until the test ends.
+func serve(t *testing.T, s *Service) *Service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, s.Close())
+	})
+	// Run registers the handler: wait for it.
+	require.Eventually(t, func() bool { return slices.Contains(s.h.Mux().Protocols(), ID) }, 10*time.Second, time.Millisecond)
+	return s
+}
+
 // history is a ledger holding n accepted entries.
 func history(t *testing.T, n int) *memLedger {
 	t.Helper()
@@ -106,7 +131,7 @@ func TestCatchUpInOneRoundTrip(t *testing.T) {
 	full := history(t, 3000)
 	empty := newMemLedger()
 	ha, hb := newHost(t), newHost(t)
-	New(ha, full, quiet, Options{})
+	serve(t, New(ha, full, quiet, Options{}))
 	b := New(hb, empty, quiet, Options{})
 	connect(t, hb, ha)
 	type call struct{ received, announced int }
@@ -141,7 +166,7 @@ func TestCatchUpInOneRoundTrip(t *testing.T) {
 // and writes whatever write writes.
 func serveRaw(h host.Host, write func(w *bufio.Writer)) {
 	h.SetStreamHandler(ID, func(s network.Stream) {
-		_, _ = readSummary(bufio.NewReader(s))
+		_, _ = readSummary(bufio.NewReader(s), nil)
 		w := bufio.NewWriter(s)
 		write(w)
 		_ = w.Flush()
@@ -160,7 +185,7 @@ func TestProgressKnowsTheLagBeforeTheBlocks(t *testing.T) {
 	connect(t, hb, ha)
 	release := make(chan struct{})
 	ha.SetStreamHandler(ID, func(s network.Stream) {
-		_, _ = readSummary(bufio.NewReader(s))
+		_, _ = readSummary(bufio.NewReader(s), nil)
 		w := bufio.NewWriter(s)
 		_ = writeCount(w, len(blocks))
 		_ = w.Flush()
@@ -259,7 +284,7 @@ func TestHostileResponder(t *testing.T) {
 
 func TestBadRequestIsReset(t *testing.T) {
 	ha, hb := newHost(t), newHost(t)
-	New(ha, history(t, 10), quiet, Options{})
+	serve(t, New(ha, history(t, 10), quiet, Options{}))
 	connect(t, hb, ha)
 	s, err := hb.NewStream(context.Background(), ha.ID(), ID)
 	require.NoError(t, err)
