@@ -52,7 +52,7 @@ func (e *DatastoreError) Hint() string {
 func openLedger(ctx context.Context, dataDir string, log *slog.Logger) (*store.Store, error) {
 	dir := filepath.Join(dataDir, DatastoreDir)
 	began := time.Now()
-	s, err := store.Open(ctx, dir, store.Options{})
+	s, err := store.Open(ctx, dir, store.Options{Log: log.With("component", "ledger")})
 	switch {
 	case err == nil:
 	case errors.As(err, new(*store.InUseError)):
@@ -93,6 +93,8 @@ func registerLedgerMetrics(reg prometheus.Registerer, s *store.Store) error {
 			Help: "Entries waiting for parents the node has not received yet."}, stat(func(s ledger.Stats) int { return s.Pending })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "icn_ledger_entries_accepted",
 			Help: "Entries accepted into the ledger state."}, stat(func(s ledger.Stats) int { return s.Accepted })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "icn_ledger_snapshot_failures_total",
+			Help: "Periodic ledger snapshots that failed since start (logged at WARN); the next start replays every entry since the last snapshot written."}, func() float64 { return float64(s.SnapshotFailures()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -291,7 +291,7 @@ func (s *Store) snapshot(ctx context.Context) error {
 		return fmt.Errorf("write ledger snapshot: %w", err)
 	}
 	s.mu.Lock()
-	s.snapGen, s.snapCovers, s.sinceSnap = gen, covers, 0
+	s.snapGen, s.snapCovers, s.sinceSnap, s.snapRetryAt = gen, covers, 0, 0
 	s.mu.Unlock()
 	return s.dropOldSnapshots(ctx, gen)
 }

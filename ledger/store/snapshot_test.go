@@ -1,10 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 
@@ -168,4 +175,84 @@ func TestOldSnapshotsAreDropped(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, has, "generation %d", gen)
 	}
+}
+
+// A periodic snapshot that fails (here Badger refuses every write under
+// /ledger/snapshot, as a full or failing disk would refuse them all) is
+// logged at WARN and counted, costs the ingest nothing, is retried only
+// after another SnapshotEvery entries, and means what the log says: the
+// next start replays every entry since the last snapshot written.
+func TestPeriodicSnapshotFailureIsLoggedAndCounted(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "ds")
+	blocks := ledgertest.History(t, 3, 45)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	warnings := func() []string {
+		logMu.Lock()
+		defer logMu.Unlock()
+		var out []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "level=WARN") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	// The datastore key's bytes 8-15 are its namespace: "snapshot" for
+	// /ledger/snapshot/…, "block/ba" and "order/00" for the entries.
+	s, err := Open(ctx, dir, Options{SnapshotEvery: 10, Log: log,
+		tune: func(o badger.Options) badger.Options { return o.WithNamespaceOffset(8) }})
+	require.NoError(t, err)
+	ingestAll(t, s, blocks[:10], 10)
+	require.NoError(t, s.SnapshotErr())
+	s.mu.Lock()
+	covered := s.snapCovers
+	s.mu.Unlock()
+	require.Equal(t, uint64(10), covered, "the first snapshot was written")
+	require.NoError(t, s.ds.DB.BanNamespace(binary.BigEndian.Uint64([]byte("snapshot"))))
+
+	ingestAll(t, s, blocks[10:20], 10)
+	require.Equal(t, uint64(20), s.Count(), "the entries are stored all the same")
+	require.ErrorIs(t, s.SnapshotErr(), badger.ErrBannedKey)
+	require.Equal(t, uint64(1), s.SnapshotFailures())
+	w := warnings()
+	require.Len(t, w, 1)
+	require.Contains(t, w[0], "ledger snapshot failed")
+	require.Contains(t, w[0], "replays")
+	require.Contains(t, w[0], badger.ErrBannedKey.Error())
+
+	// No retry, and no log line, until another SnapshotEvery entries.
+	ingestAll(t, s, blocks[20:29], 3)
+	require.Equal(t, uint64(1), s.SnapshotFailures())
+	require.Len(t, warnings(), 1)
+	ingestAll(t, s, blocks[29:30], 1)
+	require.Equal(t, uint64(2), s.SnapshotFailures())
+	require.Len(t, warnings(), 2)
+	ingestAll(t, s, blocks[30:], 15)
+	hash, counts := stateOf(s)
+	require.Error(t, s.Close(), "the final snapshot fails too, and Close says so")
+
+	// The next start replays everything since the snapshot written.
+	s = openStore(t, dir)
+	defer s.Close()
+	info := s.Loaded()
+	require.NoError(t, info.SnapshotError)
+	require.Equal(t, 10, info.FromSnapshot)
+	require.Equal(t, 35, info.Replayed)
+	h, c := stateOf(s)
+	require.Equal(t, hash, h)
+	require.Equal(t, counts, c)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -13,11 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
@@ -50,6 +52,12 @@ type Options struct {
 	// ledger state (see snapshot.go); 0 means DefaultSnapshotEvery, and a
 	// negative value takes snapshots only on Close.
 	SnapshotEvery int
+	// Log gets the store's warnings (a periodic snapshot that failed); nil
+	// means slog.Default().
+	Log *slog.Logger
+
+	// tune adjusts Badger's options (tests: namespace bans).
+	tune func(badger.Options) badger.Options
 }
 
 // Store is the durable ledger. It is safe for concurrent use.
@@ -60,6 +68,9 @@ type Store struct {
 
 	snapEvery int
 	loaded    LoadInfo // set by Open
+	log       *slog.Logger
+	// snapFailures counts periodic snapshots that failed.
+	snapFailures atomic.Uint64
 
 	snapMu sync.Mutex // held while a snapshot is written
 
@@ -74,6 +85,10 @@ type Store struct {
 	snapGen, snapCovers uint64
 	sinceSnap           int
 	snapErr             error // the last periodic snapshot's failure
+	// snapRetryAt: after a failure, the next periodic snapshot waits until
+	// sinceSnap reaches it (another SnapshotEvery entries), so a disk that
+	// refuses writes costs one attempt and one log line per that many.
+	snapRetryAt int
 
 	checked checkedBlocks // blocks Check passed, for Ingest
 }
@@ -97,6 +112,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		WithValueThreshold(64 << 10). // blocks (at most 16 KiB) stay in the LSM tree
 		WithValueLogFileSize(64 << 20)
 	bopts.GcInterval = 0
+	if opts.tune != nil {
+		bopts.Options = opts.tune(bopts.Options)
+	}
 	d, err := badger4.NewDatastore(dir, &bopts)
 	if err != nil {
 		// Badger formats its lock error with %+v, so no error type
@@ -106,7 +124,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
 	}
-	s := &Store{ds: d, workers: opts.Workers, snapEvery: opts.SnapshotEvery, led: ledger.New(), inflight: map[cid.Cid]bool{}}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{ds: d, workers: opts.Workers, snapEvery: opts.SnapshotEvery, log: log, led: ledger.New(), inflight: map[cid.Cid]bool{}}
 	s.applied = sync.NewCond(&s.mu)
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
@@ -224,12 +246,14 @@ func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]
 // snapshots written stay proportional to the entries ingested however large
 // the ledger grows (a crash then replays at most that many). s.mu is held.
 func (s *Store) snapshotDue() bool {
-	return s.sinceSnap >= s.snapEvery && uint64(s.sinceSnap) >= s.stored/4
+	return s.sinceSnap >= s.snapEvery && uint64(s.sinceSnap) >= s.stored/4 && s.sinceSnap >= s.snapRetryAt
 }
 
 // periodicSnapshot writes a snapshot unless one is being written already.
-// A failure is kept for SnapshotErr, not returned: the blocks are safe, and
-// the next start replays more of them.
+// A failure is not returned (the blocks are stored; only the next start is
+// slower, as it replays every entry since the last snapshot that was
+// written): it is logged at WARN, counted (SnapshotFailures) and kept for
+// SnapshotErr, and the next attempt waits for another SnapshotEvery entries.
 func (s *Store) periodicSnapshot(ctx context.Context) {
 	if !s.snapMu.TryLock() {
 		return
@@ -237,9 +261,27 @@ func (s *Store) periodicSnapshot(ctx context.Context) {
 	defer s.snapMu.Unlock()
 	err := s.snapshot(ctx)
 	s.mu.Lock()
+	failedBefore := s.snapErr != nil
 	s.snapErr = err
+	since := s.sinceSnap
+	if err != nil {
+		s.snapRetryAt = s.sinceSnap + s.snapEvery
+	} else {
+		s.snapRetryAt = 0
+	}
 	s.mu.Unlock()
+	switch {
+	case err != nil:
+		n := s.snapFailures.Add(1)
+		s.log.Warn("ledger snapshot failed: the entries are stored, but the next start replays every entry since the last snapshot written; retrying after more entries",
+			"err", err, "entries_since_snapshot", since, "failures", n)
+	case failedBefore:
+		s.log.Info("ledger snapshot written again after failing")
+	}
 }
+
+// SnapshotFailures is how many periodic snapshots have failed since Open.
+func (s *Store) SnapshotFailures() uint64 { return s.snapFailures.Load() }
 
 // SnapshotErr is the failure of the last periodic snapshot, if it failed.
 func (s *Store) SnapshotErr() error {
