@@ -31,6 +31,7 @@ import (
 	"github.com/intercooperative/icn/protocols/discovery"
 	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
+	"github.com/intercooperative/icn/protocols/ledgersync"
 )
 
 // netStack is everything bound to one node key: the libp2p host and the
@@ -40,7 +41,7 @@ type netStack struct {
 	idsvc    *identity.Service
 	id       *did.Identity
 	dht      *discovery.DHT
-	sync     *ledgerSync
+	sync     *ledgersync.Scheduler
 	gossip   *gossip.Service
 	services []stackService
 }
@@ -63,7 +64,7 @@ type stackDeps struct {
 	book    *identity.Book
 	metrics *netMetrics
 	ledger  *store.Store
-	syncM   *syncMetrics
+	syncM   *ledgersync.Metrics
 	// ledgerPub carries the CIDs of the node's own new entries to push.
 	ledgerPub chan cid.Cid
 	gossip    *gossipShared

@@ -14,6 +14,7 @@ import (
 	"github.com/intercooperative/icn/ledger"
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/protocols/gossip"
+	"github.com/intercooperative/icn/protocols/ledgersync"
 )
 
 // Gossip payload types of the ledger.
@@ -83,7 +84,7 @@ const LedgerStateTopic = "ledger:*"
 type ledgerGossip struct {
 	g     *gossip.Service
 	store *store.Store
-	sync  *ledgerSync
+	sync  *ledgersync.Scheduler
 	pub   <-chan cid.Cid
 	log   *slog.Logger
 }

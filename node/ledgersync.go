@@ -8,7 +8,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/ledger"
@@ -17,18 +16,10 @@ import (
 )
 
 // The ledger pull scheduler lives in protocols/ledgersync; node wires it to
-// the store. The names below are what the rest of node calls it.
-type (
-	ledgerSync  = ledgersync.Scheduler
-	syncMetrics = ledgersync.Metrics
-)
-
-func newSyncMetrics(reg prometheus.Registerer) (*syncMetrics, error) {
-	return ledgersync.NewMetrics(reg)
-}
+// the store.
 
 // newLedgerSync builds the scheduler of one stack over the durable store.
-func newLedgerSync(h host.Host, s *store.Store, m *syncMetrics, pen ledgersync.Penalizer, log *slog.Logger) *ledgerSync {
+func newLedgerSync(h host.Host, s *store.Store, m *ledgersync.Metrics, pen ledgersync.Penalizer, log *slog.Logger) *ledgersync.Scheduler {
 	return ledgersync.NewScheduler(ledgersync.SchedulerConfig{Host: h, Ledger: storeLedger{s}, Metrics: m, Penalties: pen, Log: log})
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
+	"github.com/intercooperative/icn/protocols/ledgersync"
 )
 
 // ShutdownTimeout bounds a graceful stop.
@@ -168,7 +169,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		default: // the push queue is full: sync will carry it
 		}
 	}
-	if n.deps.syncM, err = newSyncMetrics(reg); err != nil {
+	if n.deps.syncM, err = ledgersync.NewMetrics(reg); err != nil {
 		return nil, fmt.Errorf("ledger sync metrics: %w", err)
 	}
 	obs := cfg.Observability
