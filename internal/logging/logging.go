@@ -1,28 +1,19 @@
-package node
+// Package logging owns icnd's one log stream: the slog logger built from the
+// configured level and format, and the adapters that bring go-libp2p's slog
+// loggers (gologshim) and go-log's zap loggers (Badger, the Kademlia DHT)
+// into that stream, in its format. It is process-global plumbing, so only
+// cmd/icnd installs it; node and the test harness just take a *slog.Logger.
+package logging
 
 import (
 	"context"
 	"io"
 	"log/slog"
-
-	"github.com/intercooperative/icn/node/config"
 )
 
-// NewLogger builds the slog logger for the configured level and format
-// ("text" or "json"). The config has already validated both.
-func NewLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	switch config.Level(level) {
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
+// New builds the slog logger for level and format ("json", else text).
+func New(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
