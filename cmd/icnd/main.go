@@ -20,6 +20,7 @@ import (
 
 	"github.com/intercooperative/icn/configs"
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/internal/logging"
 	"github.com/intercooperative/icn/internal/passphrase"
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/node"
@@ -138,13 +139,17 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := node.NewLogger(stderr, cfg.Observability.LogLevel, cfg.Observability.LogFormat)
+	level, err := config.ParseLogLevel(cfg.Observability.LogLevel)
+	if err != nil {
+		return err // Validate has already refused it
+	}
+	log := logging.New(stderr, level, cfg.Observability.LogFormat)
 	// go-libp2p reports some start-up errors through slog's default logger,
 	// and logs through gologshim otherwise: send both to our handler.
 	slog.SetDefault(log)
 	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
-		gologshim.SetDefaultHandler(node.Libp2pHandler(log.Handler()))
-		golog.SetPrimaryCore(node.GoLogCore(node.Libp2pHandler(log.Handler())))
+		gologshim.SetDefaultHandler(logging.Libp2pHandler(log.Handler()))
+		golog.SetPrimaryCore(logging.GoLogCore(logging.Libp2pHandler(log.Handler())))
 	}
 
 	if err := config.EnsureDataDir(cfg.DataDir); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/internal/logging"
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
@@ -79,7 +80,7 @@ func startOne(t testing.TB, i int, opts []Option) *Node {
 		o(i, &cfg)
 	}
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", i)
+	log := logging.New(testWriter{t}, slog.LevelInfo, "text").With("node", i)
 	nd, err := node.New(context.Background(), node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Registry: reg, Control: controlserver.Handler(log)})
 	require.NoError(t, err)
 

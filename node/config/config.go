@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -386,16 +387,19 @@ func checkPeerAddr(s string) error {
 }
 
 // ParseLogLevel accepts debug, info, warn and error.
-func ParseLogLevel(s string) (Level, error) {
+func ParseLogLevel(s string) (slog.Level, error) {
 	switch s {
-	case "debug", "info", "warn", "error":
-		return Level(s), nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
 	}
-	return "", fmt.Errorf("%q is not one of debug, info, warn, error", s)
+	return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
 }
-
-// Level is a validated log level name.
-type Level string
 
 // ListenMultiaddr turns listen_addr (host:port or a multiaddr) into a QUIC v1
 // multiaddr. host:port means UDP; the host must be an IP address.

@@ -1,0 +1,81 @@
+// Package logging owns icnd's one log stream: the slog logger built from the
+// configured level and format, and the adapters that bring go-libp2p's slog
+// loggers (gologshim) and go-log's zap loggers (Badger, the Kademlia DHT)
+// into that stream, in its format. It is process-global plumbing, so only
+// cmd/icnd installs it; node and the test harness just take a *slog.Logger.
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+)
+
+// New builds the slog logger for level and format ("json", else text).
+func New(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Libp2pHandler wraps h for go-libp2p's internal loggers: they log only at
+// warn and above (or at the node's level if that is higher), in the node's
+// format and to the node's output, so operators see one log stream.
+//
+// It drops the records that only repeat an error libp2p.New also returns
+// (icnd prints that error once, as "icnd: error: …"): everything of the fx
+// dependency-injection logger (go-libp2p tags it system=fx; a transport
+// that fails to start makes it log three ERROR lines), and the swarm's
+// "listening failed" warning, which with the node's one listen address
+// always comes with "failed to listen on any addresses" as the error.
+func Libp2pHandler(h slog.Handler) slog.Handler { return floorHandler{Handler: h, min: slog.LevelWarn} }
+
+type floorHandler struct {
+	slog.Handler
+	min slog.Level
+	// drop is a message this logger writes only when it also returns the
+	// error to libp2p.New ("" drops nothing).
+	drop string
+}
+
+func (f floorHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+func (f floorHandler) Handle(ctx context.Context, r slog.Record) error {
+	if f.drop != "" && r.Message == f.drop {
+		return nil
+	}
+	return f.Handler.Handle(ctx, r)
+}
+
+func (f floorHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	drop := f.drop
+	for _, a := range as {
+		switch {
+		case isString(a, "system", "fx"):
+			return discard{}
+		case isString(a, "logger", "swarm2"):
+			drop = "listening failed"
+		}
+	}
+	return floorHandler{Handler: f.Handler.WithAttrs(as), min: f.min, drop: drop}
+}
+
+func (f floorHandler) WithGroup(name string) slog.Handler {
+	return floorHandler{Handler: f.Handler.WithGroup(name), min: f.min, drop: f.drop}
+}
+
+func isString(a slog.Attr, key, value string) bool {
+	return a.Key == key && a.Value.Kind() == slog.KindString && a.Value.String() == value
+}
+
+// discard is a slog.Handler that writes nothing.
+type discard struct{}
+
+func (discard) Enabled(context.Context, slog.Level) bool  { return false }
+func (discard) Handle(context.Context, slog.Record) error { return nil }
+func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discard) WithGroup(string) slog.Handler           { return d }
