@@ -14,11 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/intercooperative/icn/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -174,22 +174,8 @@ type daemon struct {
 	err     error
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a process's output for assertions.
+type syncBuffer = testutil.LogBuffer
 
 // startDaemon starts icnd and waits until /ready answers 200 (or the
 // control socket answers when the health port is off).

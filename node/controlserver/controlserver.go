@@ -102,13 +102,7 @@ func New(n Node, log *slog.Logger) http.Handler {
 		return n.Rotate(r.Context(), req.Passphrase)
 	})
 	handle("GET "+controlapi.RoutePeers, func(http.ResponseWriter, *http.Request) (any, error) { return n.Peers(), nil })
-	handle("POST "+controlapi.RouteDial, func(w http.ResponseWriter, r *http.Request) (any, error) {
-		req, err := decode[controlapi.DialRequest](w, r)
-		if err != nil {
-			return nil, err
-		}
-		return n.Dial(r.Context(), req)
-	})
+	handle("POST "+controlapi.RouteDial, call(n.Dial))
 	handle("POST "+controlapi.RouteDisconnect, func(w http.ResponseWriter, r *http.Request) (any, error) {
 		req, err := decode[controlapi.DisconnectRequest](w, r)
 		if err != nil {
@@ -132,21 +126,9 @@ func New(n Node, log *slog.Logger) http.Handler {
 	})
 	handle("GET "+controlapi.RouteLimits, func(http.ResponseWriter, *http.Request) (any, error) { return n.Limits() })
 
-	handle("POST "+controlapi.RouteLedgerCurrency, func(w http.ResponseWriter, r *http.Request) (any, error) {
-		req, err := decode[controlapi.CurrencyRequest](w, r)
-		if err != nil {
-			return nil, err
-		}
-		return n.CreateCurrency(r.Context(), req)
-	})
+	handle("POST "+controlapi.RouteLedgerCurrency, call(n.CreateCurrency))
 	handle("GET "+controlapi.RouteLedgerCurrencies, func(http.ResponseWriter, *http.Request) (any, error) { return n.Currencies(), nil })
-	handle("POST "+controlapi.RouteLedgerPay, func(w http.ResponseWriter, r *http.Request) (any, error) {
-		req, err := decode[controlapi.PayRequest](w, r)
-		if err != nil {
-			return nil, err
-		}
-		return n.Pay(r.Context(), req)
-	})
+	handle("POST "+controlapi.RouteLedgerPay, call(n.Pay))
 	handle("GET "+controlapi.RouteLedgerBalance, func(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return n.Balances(r.URL.Query().Get("did"), r.URL.Query().Get("currency"))
 	})
@@ -161,13 +143,7 @@ func New(n Node, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST "+controlapi.RouteLedgerSync, s.sync)
 
 	handle("GET "+controlapi.RouteGossipTopics, func(http.ResponseWriter, *http.Request) (any, error) { return n.GossipTopics(), nil })
-	handle("POST "+controlapi.RouteGossipPublish, func(w http.ResponseWriter, r *http.Request) (any, error) {
-		req, err := decode[controlapi.GossipPublishRequest](w, r)
-		if err != nil {
-			return nil, err
-		}
-		return n.GossipPublish(r.Context(), req)
-	})
+	handle("POST "+controlapi.RouteGossipPublish, call(n.GossipPublish))
 	handle("POST "+controlapi.RouteGossipLeave, func(w http.ResponseWriter, r *http.Request) (any, error) {
 		req, err := decode[controlapi.GossipLeaveRequest](w, r)
 		if err != nil {
@@ -190,6 +166,17 @@ func New(n Node, log *slog.Logger) http.Handler {
 
 // WriteError writes err as the JSON error Describe makes of it.
 func WriteError(w http.ResponseWriter, err error) { controlapi.WriteError(w, Describe(err)) }
+
+// call serves a route whose JSON body is f's request.
+func call[Req, Resp any](f func(context.Context, Req) (Resp, error)) func(http.ResponseWriter, *http.Request) (any, error) {
+	return func(w http.ResponseWriter, r *http.Request) (any, error) {
+		req, err := decode[Req](w, r)
+		if err != nil {
+			return nil, err
+		}
+		return f(r.Context(), req)
+	}
+}
 
 // maxBody bounds a JSON request body.
 const maxBody = 1 << 20
