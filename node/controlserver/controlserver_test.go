@@ -45,3 +45,36 @@ func TestLimitsControlRoute(t *testing.T) {
 	require.NotNil(t, l.Warnings)
 	require.Less(t, l.System.MemoryBytes.Limit, int64(math.MaxInt64))
 }
+
+// Errors cross the socket with the status and hint Describe gives them.
+func TestErrorsCrossTheSocket(t *testing.T) {
+	c := harness.Start(t, 1)[0].Client
+	ctx, cancel := context.WithTimeout(context.Background(), controlapi.DefaultTimeout)
+	defer cancel()
+	other := mustDID(t).String()
+	for _, tc := range []struct {
+		name   string
+		call   func() error
+		status int
+		hint   string
+	}{
+		{"bad DID", func() error {
+			_, err := c.Dial(ctx, controlapi.DialRequest{DID: "did:icn:nope", Addr: "127.0.0.1:1"})
+			return err
+		}, 400, "did:icn:z"},
+		{"nothing to dial", func() error { _, err := c.Dial(ctx, controlapi.DialRequest{}); return err }, 400, "multiaddr"},
+		{"not connected", func() error { _, err := c.Disconnect(ctx, other); return err }, 404, "network peers"},
+		{"unknown currency", func() error {
+			_, err := c.Pay(ctx, controlapi.PayRequest{To: other, Amount: "1", Currency: "HRS"})
+			return err
+		}, 404, "currency create HRS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			var ce *controlapi.Error
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, tc.status, ce.Status, "%v", err)
+			require.Contains(t, ce.Hint, tc.hint)
+		})
+	}
+}
