@@ -35,6 +35,7 @@ func (n *Node) Status() controlapi.Status {
 		BindingSeq:    st.id.Binding.Seq,
 
 		DHTRoutingTable: st.dht.RoutingTableSize(),
+		Problem:         n.Problem(),
 	}
 }
 

@@ -84,6 +84,7 @@ func TestFailedRekeyKeepsAWorkingStack(t *testing.T) {
 	h := a.Health()
 	require.Equal(t, "unhealthy", h.Status)
 	require.Contains(t, h.Problem, "key rotation failed")
+	require.Equal(t, h.Problem, a.Status().Problem)
 	after := a.current()
 	require.NotSame(t, before, after, "the old, closed stack must not stay in place")
 	require.Equal(t, before.h.ID(), after.h.ID(), "the node runs on with its previous key")

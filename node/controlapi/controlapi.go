@@ -55,6 +55,9 @@ type Status struct {
 	BindingSeq    uint64   `json:"binding_seq"`
 	// DHTRoutingTable is the number of peers in the Kademlia routing table.
 	DHTRoutingTable int `json:"dht_routing_table"`
+	// Problem says why a running node is not ready (a key rotation that
+	// could not restart the host), or is empty.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Identity is GET /v0/id and the answer to POST /v0/id/rotate.
