@@ -91,6 +91,7 @@ func (n *Node) controlHandler() http.Handler {
 	mux.HandleFunc("GET "+controlapi.RouteLimits, n.handleLimits)
 	n.ledgerRoutes(mux)
 	n.gossipRoutes(mux)
+	n.blockRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path),
