@@ -62,6 +62,7 @@ func blockError(err error) error {
 		te *blocklist.TargetError
 		de *blocklist.DurationError
 		re *blocklist.ReasonError
+		be *blocklist.BlockedError
 	)
 	switch {
 	case errors.Is(err, blocklist.ErrSelf):
@@ -75,6 +76,9 @@ func blockError(err error) error {
 	case errors.As(err, &re):
 		return &controlapi.Error{Status: http.StatusBadRequest, Message: err.Error(),
 			Hint: fmt.Sprintf("keep --reason to %d bytes of text", blocklist.MaxReasonLen)}
+	case errors.As(err, &be):
+		return &controlapi.Error{Status: http.StatusConflict, Message: err.Error(),
+			Hint: fmt.Sprintf("`icnctl network unblock %s` lifts the block", be.Entry.Target)}
 	case errors.Is(err, blocklist.ErrNotBlocked):
 		return &controlapi.Error{Status: http.StatusNotFound, Message: err.Error(),
 			Hint: "`icnctl network blocked` lists them"}

@@ -14,6 +14,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/node/blocklist"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/protocols/discovery"
@@ -126,6 +127,9 @@ func (n *Node) proveDID(ctx context.Context, st *netStack, p peer.ID, want did.D
 func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Multiaddr) error {
 	if p == st.h.ID() {
 		return badRequest("that is this node itself", "dial another node's address")
+	}
+	if e, ok := n.deps.blocks.list.Blocked(p); ok {
+		return &blocklist.BlockedError{Peer: p, Entry: e}
 	}
 	if st.h.Network().Connectedness(p) != network.Connected {
 		// An explicit dial means "this address, now": forget addresses from

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -48,7 +49,7 @@ func (a *app) blockCmd() *cobra.Command {
 				if res.Replaced {
 					verb = "block replaced for"
 				}
-				fmt.Fprintf(w, "%s %s %s until %s\n", verb, res.Blocked.Kind, res.Blocked.Target, untilText(res.Blocked.ExpiresAt))
+				fmt.Fprintf(w, "%s %s %s until %s\n", verb, kindName(res.Blocked.Kind), res.Blocked.Target, untilText(res.Blocked.ExpiresAt))
 				if res.Blocked.Kind == "did" && len(res.Blocked.Peers) > 0 {
 					fmt.Fprintf(w, "refusing peer IDs: %s\n", strings.Join(res.Blocked.Peers, ", "))
 				}
@@ -64,6 +65,14 @@ func (a *app) blockCmd() *cobra.Command {
 }
 
 const blockDurationHint = "--for takes a positive duration such as 30m, 24h or 168h; leave it out to block until `icnctl network unblock`"
+
+// kindName is how text output names an entry's kind.
+func kindName(kind string) string {
+	if kind == "did" {
+		return "DID"
+	}
+	return kind
+}
 
 func untilText(t *time.Time) string {
 	if t == nil {
@@ -85,7 +94,7 @@ func (a *app) unblockCmd() *cobra.Command {
 				return err
 			}
 			return a.output(res, func(w io.Writer) {
-				fmt.Fprintf(w, "unblocked %s %s\n", res.Unblocked.Kind, res.Unblocked.Target)
+				fmt.Fprintf(w, "unblocked %s %s\n", kindName(res.Unblocked.Kind), res.Unblocked.Target)
 			})
 		},
 	}
@@ -106,7 +115,8 @@ func (a *app) blockedCmd() *cobra.Command {
 					fmt.Fprintln(w, "nothing blocked")
 					return
 				}
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				var buf bytes.Buffer
+				tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "TARGET\tKIND\tCREATED\tEXPIRES\tREASON")
 				for _, e := range list {
 					expires := "never"
@@ -123,6 +133,12 @@ func (a *app) blockedCmd() *cobra.Command {
 					}
 				}
 				tw.Flush()
+				// The peer rows leave empty cells padded to the column width.
+				for _, line := range strings.SplitAfter(buf.String(), "\n") {
+					if line != "" {
+						fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+					}
+				}
 			})
 		},
 	}

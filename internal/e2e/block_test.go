@@ -76,7 +76,7 @@ func TestBlockHoldsAgainstRedialsAndSurvivesRestart(t *testing.T) {
 	require.Contains(t, a.logs.String(), "SECURITY blocked peer refused")
 	// a cannot dial b either.
 	r = fail(t, dirA, "network", "dial", status(t, dirB).ListenAddrs[0]+"/p2p/"+idB.PeerID)
-	require.Contains(t, r.stderr, "icnctl: error: ")
+	require.Contains(t, r.stderr, idB.PeerID+" is refused: its DID "+idB.DID+" is blocked (bad ledger entries)")
 
 	// A second, timed block by peer ID, in text.
 	out := ok(t, dirA, "network", "block", idB.PeerID, "--for", "2h")
@@ -116,7 +116,7 @@ func TestBlockHoldsAgainstRedialsAndSurvivesRestart(t *testing.T) {
 	}, 60*time.Second, 200*time.Millisecond, "b's redials never reached the restarted a")
 
 	// Unblock both: a may dial b again.
-	require.Equal(t, "unblocked did "+idB.DID+"\n", ok(t, dirA, "network", "unblock", idB.DID))
+	require.Equal(t, "unblocked DID "+idB.DID+"\n", ok(t, dirA, "network", "unblock", idB.DID))
 	u := decode[controlapi.UnblockResult](t, ok(t, dirA, "network", "unblock", idB.PeerID, "--json"))
 	require.Equal(t, idB.PeerID, u.Unblocked.Target)
 	require.Equal(t, "nothing blocked\n", ok(t, dirA, "network", "blocked"))

@@ -130,6 +130,24 @@ func (e *ReasonError) Error() string {
 	return fmt.Sprintf("the reason is %d bytes, longer than the %d allowed", e.Len, MaxReasonLen)
 }
 
+// BlockedError is a connection refused because of a block (an explicit
+// dial of a blocked peer). Control APIs answer it with 409 Conflict.
+type BlockedError struct {
+	Peer  peer.ID
+	Entry Entry
+}
+
+func (e *BlockedError) Error() string {
+	by := "its peer ID is blocked"
+	if e.Entry.Kind == KindDID {
+		by = "its DID " + e.Entry.Target + " is blocked"
+	}
+	if e.Entry.Reason != "" {
+		by += " (" + e.Entry.Reason + ")"
+	}
+	return fmt.Sprintf("%s is refused: %s", e.Peer, by)
+}
+
 // List is the blocklist. It is safe for concurrent use.
 type List struct {
 	store ds.Datastore
@@ -209,6 +227,10 @@ func parse(target string) (parsed, error) {
 	}
 	p, err := peer.Decode(t)
 	if err != nil {
+		if !strings.HasPrefix(t, "12D3Koo") && !strings.HasPrefix(t, "Qm") {
+			// Not meant as a peer ID: the decoder's complaint says nothing useful.
+			return parsed{}, &TargetError{Target: target, Err: ErrNotTarget}
+		}
 		return parsed{}, &TargetError{Target: target, Err: fmt.Errorf("%w (%v)", ErrNotTarget, err)}
 	}
 	return parsed{key: p.String(), kind: KindPeer, peer: p}, nil
