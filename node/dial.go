@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/node/blocklist"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/protocols/discovery"
@@ -125,6 +126,9 @@ func (n *Node) proveDID(ctx context.Context, st *netStack, p peer.ID, want did.D
 func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Multiaddr) error {
 	if p == st.h.ID() {
 		return ErrDialSelf
+	}
+	if e, ok := n.deps.blocks.list.Blocked(p); ok {
+		return &blocklist.BlockedError{Peer: p, Entry: e}
 	}
 	if st.h.Network().Connectedness(p) != network.Connected {
 		// An explicit dial means "this address, now": forget addresses from

@@ -51,6 +51,7 @@ const (
 	ArgTopic          Arg = "topic"           // a gossip topic name
 	ArgType           Arg = "type"            // a gossip payload type
 	ArgArchive        Arg = "archive"         // a CAR archive sent for import
+	ArgDuration       Arg = "duration"        // how long a block lasts
 )
 
 // ArgError means an argument cannot be used as given. Its message is the

@@ -72,6 +72,8 @@ type stackDeps struct {
 	// ledger blocks served by sync); the gossip score reads it. It outlives
 	// rotations: the peers' IDs do not change when ours does.
 	penalties *gossip.Penalties
+	// blocks enforces the blocklist (gater.go).
+	blocks *blockGuard
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -114,6 +116,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	}
 	self.Store(&h)
 	h.Network().Notify(deps.metrics.notifiee())
+	h.Network().Notify(deps.blocks.notifiee())
 	st := &netStack{h: h, id: id}
 	defer func() {
 		if err != nil {
@@ -121,7 +124,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		}
 	}()
 	st.idsvc = identity.New(h, func() did.Binding { return id.Binding }, deps.book, deps.log,
-		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc})
+		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc, OnBinding: deps.blocks.onBinding(h)})
 	st.services = append(st.services, stackService{"identity", st.idsvc})
 	if st.dht, err = newDHT(deps, st); err != nil {
 		return nil, fmt.Errorf("dht: %w", err)

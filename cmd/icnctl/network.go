@@ -48,7 +48,8 @@ func (a *app) statusCmd() *cobra.Command {
 
 func (a *app) networkCmd() *cobra.Command {
 	cmd := group("network", "Peers and connections")
-	cmd.AddCommand(a.peersCmd(), a.dialCmd(), a.disconnectCmd(), a.bootstrapCmd(), a.resolveCmd(), a.limitsCmd())
+	cmd.AddCommand(a.peersCmd(), a.dialCmd(), a.disconnectCmd(), a.bootstrapCmd(), a.resolveCmd(), a.limitsCmd(),
+		a.blockCmd(), a.unblockCmd(), a.blockedCmd())
 	return cmd
 }
 

@@ -54,6 +54,10 @@ type Node interface {
 	StartLedgerSync(ctx context.Context, target string) (node.LedgerSyncRuns, error)
 	WaitLedgerSync(ctx context.Context, runs node.LedgerSyncRuns, progress func(received, announced int)) (controlapi.SyncReport, error)
 
+	Block(ctx context.Context, target string, d time.Duration, reason string) (controlapi.BlockResult, error)
+	Unblock(ctx context.Context, target string) (controlapi.UnblockResult, error)
+	Blocked() []controlapi.BlockEntry
+
 	GossipTopics() []controlapi.GossipTopic
 	GossipPublish(ctx context.Context, req controlapi.GossipPublishRequest) (controlapi.GossipPublished, error)
 	GossipLeave(topic string) error
@@ -124,6 +128,30 @@ func New(n Node, log *slog.Logger) http.Handler {
 		}
 		return n.Resolve(r.Context(), d)
 	})
+	handle("POST "+controlapi.RouteBlock, func(w http.ResponseWriter, r *http.Request) (any, error) {
+		req, err := decode[controlapi.BlockRequest](w, r)
+		if err != nil {
+			return nil, err
+		}
+		var d time.Duration
+		if req.For != "" {
+			if d, err = time.ParseDuration(req.For); err != nil {
+				return nil, &node.ArgError{Arg: node.ArgDuration, Value: req.For, Err: fmt.Errorf("block duration %q is not a duration", req.For)}
+			}
+			if d == 0 {
+				return nil, &node.ArgError{Arg: node.ArgDuration, Value: req.For, Err: errors.New("block duration 0 would lapse at once")}
+			}
+		}
+		return n.Block(r.Context(), req.Target, d, req.Reason)
+	})
+	handle("POST "+controlapi.RouteUnblock, func(w http.ResponseWriter, r *http.Request) (any, error) {
+		req, err := decode[controlapi.UnblockRequest](w, r)
+		if err != nil {
+			return nil, err
+		}
+		return n.Unblock(r.Context(), req.Target)
+	})
+	handle("GET "+controlapi.RouteBlocked, func(http.ResponseWriter, *http.Request) (any, error) { return n.Blocked(), nil })
 	handle("GET "+controlapi.RouteLimits, func(http.ResponseWriter, *http.Request) (any, error) { return n.Limits() })
 
 	handle("POST "+controlapi.RouteLedgerCurrency, call(n.CreateCurrency))

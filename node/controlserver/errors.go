@@ -11,6 +11,7 @@ import (
 	"github.com/intercooperative/icn/ledger"
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node"
+	"github.com/intercooperative/icn/node/blocklist"
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/protocols/gossip"
 )
@@ -41,6 +42,10 @@ func Describe(err error) *controlapi.Error {
 		refused    *store.RefusedError
 		rule       *ledger.RuleError
 		tooLarge   *gossip.TooLargeError
+		target     *blocklist.TargetError
+		duration   *blocklist.DurationError
+		reason     *blocklist.ReasonError
+		blocked    *blocklist.BlockedError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -112,6 +117,18 @@ func Describe(err error) *controlapi.Error {
 		return set(http.StatusNotFound, "`icnctl gossip topics` lists the joined topics")
 	case errors.Is(err, node.ErrStopping), errors.Is(err, gossip.ErrStopped):
 		return set(http.StatusServiceUnavailable, "icnd is stopping or re-keying its network; try again in a moment")
+	case errors.Is(err, blocklist.ErrSelf):
+		return set(http.StatusBadRequest, "block another node's peer ID or DID; `icnctl network peers` lists them")
+	case errors.As(err, &target):
+		return set(http.StatusBadRequest, "give a peer ID (12D3Koo…) or a DID (did:icn:z…); `icnctl network peers` lists both")
+	case errors.As(err, &duration):
+		return set(http.StatusBadRequest, durationHint)
+	case errors.As(err, &reason):
+		return set(http.StatusBadRequest, fmt.Sprintf("keep --reason to %d bytes of text", blocklist.MaxReasonLen))
+	case errors.As(err, &blocked):
+		return set(http.StatusConflict, fmt.Sprintf("`icnctl network unblock %s` lifts the block", blocked.Entry.Target))
+	case errors.Is(err, blocklist.ErrNotBlocked):
+		return set(http.StatusNotFound, "`icnctl network blocked` lists them")
 	case errors.Is(err, context.DeadlineExceeded):
 		return set(http.StatusGatewayTimeout, "")
 	}
@@ -151,11 +168,15 @@ func argHint(e *node.ArgError) string {
 		return "a topic name is 1-128 printable characters without spaces or '/', e.g. chat:general or ledger:hours"
 	case node.ArgType:
 		return "leave the type out (text or binary is picked from the data), or give a known payload type"
+	case node.ArgDuration:
+		return durationHint
 	case node.ArgArchive:
 		return "icnctl ledger restore reads files written by icnctl ledger backup"
 	}
 	return ""
 }
+
+const durationHint = "--for takes a positive duration such as 30m, 24h or 168h; leave it out to block until `icnctl network unblock`"
 
 func notConnectedHint(e *node.NotConnectedError) string {
 	const peers = "`icnctl network peers` lists connected peers"

@@ -106,23 +106,29 @@ func (b *Book) PeersOf(d did.DID) []peer.ID {
 
 // Service serves our binding and fetches the bindings of connecting peers.
 type Service struct {
-	h        host.Host
-	self     func() did.Binding
-	book     *Book
-	log      *slog.Logger
-	onRecord func()
+	h         host.Host
+	self      func() did.Binding
+	book      *Book
+	log       *slog.Logger
+	onRecord  func()
+	onBinding func(context.Context, did.Binding)
 }
 
 // Options are optional hooks.
 type Options struct {
 	// OnRecord is called once per binding record received from a peer.
 	OnRecord func()
+	// OnBinding is called with every binding Fetch verified and recorded in
+	// the book as current, before Fetch returns: the node hangs up here on
+	// a peer whose DID it refuses (a new key of a blocked DID, which nothing
+	// could refuse before its binding was known).
+	OnBinding func(ctx context.Context, bd did.Binding)
 }
 
 // New registers the protocol handler on h. self returns the binding to serve
 // (it may change after a key rotation).
 func New(h host.Host, self func() did.Binding, book *Book, log *slog.Logger, opts Options) *Service {
-	s := &Service{h: h, self: self, book: book, log: log, onRecord: opts.OnRecord}
+	s := &Service{h: h, self: self, book: book, log: log, onRecord: opts.OnRecord, onBinding: opts.OnBinding}
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }
@@ -193,6 +199,9 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID) (did.Binding, error) {
 		cur, _ := s.book.ByDID(bd.DID)
 		return did.Binding{}, &VerifyError{fmt.Errorf("%s presented binding seq %d for %s, superseded by seq %d (peer %s): its node key was rotated away",
 			p, bd.Seq, bd.DID, cur.Seq, cur.PeerID)}
+	}
+	if s.onBinding != nil {
+		s.onBinding(ctx, bd)
 	}
 	return bd, nil
 }
