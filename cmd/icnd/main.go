@@ -111,6 +111,14 @@ func loadConfig(f flags) (config.Config, error) {
 		}
 		return cfg, err
 	}
+	// What names things on this host is checked here, for --check-config
+	// and for a start alike, so both refuse a file with the same words.
+	if err := cfg.CheckHost(); err != nil {
+		if f.config != "" {
+			return cfg, fmt.Errorf("config %s: %w", f.config, err)
+		}
+		return cfg, err
+	}
 	return cfg, nil
 }
 
