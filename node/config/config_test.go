@@ -314,3 +314,10 @@ func TestCheckHost(t *testing.T) {
 	cfg.Network.ListenAddr = udp.LocalAddr().String()
 	require.NoError(t, cfg.CheckHost())
 }
+
+func TestHTTPNetwork(t *testing.T) {
+	require.Equal(t, "tcp4", HTTPNetwork("0.0.0.0"))
+	require.Equal(t, "tcp4", HTTPNetwork("127.0.0.1"))
+	require.Equal(t, "tcp", HTTPNetwork("::"))
+	require.Equal(t, "tcp", HTTPNetwork("::1"))
+}

@@ -36,7 +36,7 @@ func (c Config) CheckHost() error {
 	}
 	o := c.Observability
 	if o.HealthPort != 0 || o.MetricsPort != 0 {
-		if err := checkLocalIP("tcp", o.HTTPBind); err != nil {
+		if err := checkLocalIP(HTTPNetwork(o.HTTPBind), o.HTTPBind); err != nil {
 			return &Error{Key: "observability.http_bind", Reason: err.Error()}
 		}
 	}
@@ -74,7 +74,20 @@ func checkInterfaces(names []string) error {
 	return errors.New(what + strings.Join(missing, ", ") + " (this host has: " + strings.Join(available, ", ") + ")")
 }
 
-// checkLocalIP binds an ephemeral port of network ("udp" or "tcp") on ip and
+// HTTPNetwork is the network to pass net.Listen for the health and metrics
+// listeners on bind (observability.http_bind): "tcp4" for an IPv4 address,
+// so 0.0.0.0 means every IPv4 address and nothing more (Go's "tcp" on
+// 0.0.0.0 opens a dual-stack socket that also accepts IPv6 on [::], past
+// an IPv4-only firewall); "tcp" for an IPv6 address, so :: is dual-stack
+// unless the kernel's net.ipv6.bindv6only says otherwise.
+func HTTPNetwork(bind string) string {
+	if ip := net.ParseIP(bind); ip != nil && ip.To4() != nil {
+		return "tcp4"
+	}
+	return "tcp"
+}
+
+// checkLocalIP binds an ephemeral port of network ("udp", "tcp…") on ip and
 // lets it go: the kernel says whether ip is an address this host can listen
 // on, honouring what a list of interface addresses would miss (such as
 // net.ipv4.ip_nonlocal_bind).
@@ -92,7 +105,7 @@ func checkLocalIP(network, ip string) error {
 		}
 	} else {
 		var l net.Listener
-		if l, err = net.Listen("tcp", addr); err == nil {
+		if l, err = net.Listen(network, addr); err == nil {
 			l.Close()
 		}
 	}
