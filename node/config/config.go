@@ -215,6 +215,10 @@ func Parse(data []byte) (Config, error) {
 		}
 		return Config{}, &Error{Key: keys[0], Reason: "unknown key (see configs/config.example.toml for the valid keys)" + others(keys[1:])}
 	}
+	// Level and format names are case-insensitive; the config holds them
+	// in lower case, as --check-config prints them.
+	cfg.Observability.LogLevel = strings.ToLower(cfg.Observability.LogLevel)
+	cfg.Observability.LogFormat = strings.ToLower(cfg.Observability.LogFormat)
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -296,7 +300,7 @@ func (c Config) Validate() error {
 	if _, err := ParseLogLevel(c.Observability.LogLevel); err != nil {
 		return &Error{Key: "observability.log_level", Reason: err.Error()}
 	}
-	switch c.Observability.LogFormat {
+	switch strings.ToLower(c.Observability.LogFormat) {
 	case "text", "json":
 	default:
 		return &Error{Key: "observability.log_format", Reason: fmt.Sprintf("%q is not one of text, json", c.Observability.LogFormat)}
@@ -399,9 +403,9 @@ func checkPeerAddr(s string) error {
 	return nil
 }
 
-// ParseLogLevel accepts debug, info, warn and error.
+// ParseLogLevel accepts debug, info, warn and error, in any case.
 func ParseLogLevel(s string) (slog.Level, error) {
-	switch s {
+	switch strings.ToLower(s) {
 	case "debug":
 		return slog.LevelDebug, nil
 	case "info":

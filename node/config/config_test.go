@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -320,4 +321,19 @@ func TestHTTPNetwork(t *testing.T) {
 	require.Equal(t, "tcp4", HTTPNetwork("127.0.0.1"))
 	require.Equal(t, "tcp", HTTPNetwork("::"))
 	require.Equal(t, "tcp", HTTPNetwork("::1"))
+}
+
+// Level and format names are accepted in any case, and held in lower case.
+func TestLogLevelAnyCase(t *testing.T) {
+	cfg, err := Parse([]byte("[observability]\nlog_level = \"DEBUG\"\nlog_format = \"Json\"\n"))
+	require.NoError(t, err)
+	require.Equal(t, "debug", cfg.Observability.LogLevel)
+	require.Equal(t, "json", cfg.Observability.LogFormat)
+	for in, want := range map[string]slog.Level{"DEBUG": slog.LevelDebug, "Info": slog.LevelInfo, "warn": slog.LevelWarn, "ERROR": slog.LevelError} {
+		got, err := ParseLogLevel(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err = ParseLogLevel("LOUD")
+	require.Error(t, err)
 }
