@@ -49,6 +49,20 @@ func TestWrongPassphrase(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	r = ctlEnv(t, append(baseEnv(), "ICN_PASSPHRASE="+passphrase, "ICN_KEYSTORE_PASSPHRASE=wrong"), dir, "id", "show")
 	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "Failed to unlock keystore")
+	require.Contains(t, r.stderr, "icnctl: hint: the passphrase came from ICN_KEYSTORE_PASSPHRASE, which is read before ICN_PASSPHRASE")
+
+	// A wrong legacy passphrase, the primary variable unset: the hint
+	// names both, in icnctl and in icnd.
+	legacy := append(baseEnv(), "ICN_PASSPHRASE=not-the-passphrase")
+	r = ctlEnv(t, legacy, dir, "id", "show")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "icnctl: error: Failed to unlock keystore")
+	require.Contains(t, r.stderr, "icnctl: hint: the passphrase came from the legacy ICN_PASSPHRASE (ICN_KEYSTORE_PASSPHRASE is not set)")
+	d = spawn(t, legacy, nil, "--data-dir", dir, "--config", cfg)
+	require.Equal(t, 1, d.wait(30*time.Second))
+	require.Contains(t, d.logs.String(), "icnd: error: Failed to unlock keystore")
+	require.Contains(t, d.logs.String(), "icnd: hint: the passphrase came from the legacy ICN_PASSPHRASE (ICN_KEYSTORE_PASSPHRASE is not set)")
 
 	require.Equal(t, before, readFile(t, ks), "keystore changed")
 }
@@ -86,9 +100,20 @@ func TestExportImport(t *testing.T) {
 	fi, err := os.Stat(backup)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	// Export never overwrites.
+	// Export does not overwrite unless told to.
+	exported := readFile(t, backup)
 	r := fail(t, src, "id", "export", backup)
 	require.Contains(t, r.stderr, "refusing to overwrite")
+	require.Contains(t, r.stderr, "icnctl: hint: add --force to replace it")
+	require.Equal(t, exported, readFile(t, backup))
+	ok(t, src, "id", "export", backup, "--force")
+	require.NotEqual(t, exported, readFile(t, backup), "a fresh encryption differs")
+	fi, err = os.Stat(backup)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(backup), ".*"))
+	require.NoError(t, err)
+	require.Empty(t, leftovers, "the forced export leaves nothing beside the file")
 
 	// Import into an empty data dir.
 	got := decode[idJSON](t, ok(t, dst, "id", "import", backup, "--json"))
