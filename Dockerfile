@@ -3,7 +3,7 @@
 #
 #   docker build -t icnd:latest --build-arg VERSION=$(git describe --tags --always --dirty) .
 #   docker run -d --name icnd -v icn-data:/data -e ICN_KEYSTORE_PASSPHRASE \
-#     -p 7777:7777/udp -p 9100:9100 -p 8080:8080 icnd:latest
+#     -p 7777:7777/udp -p 127.0.0.1:9100:9100 -p 127.0.0.1:8080:8080 icnd:latest
 #   docker exec -it icnd icnctl --data-dir /data id init   # first run only
 #
 # See docs/operations.md.

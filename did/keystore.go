@@ -19,6 +19,8 @@ import (
 	"filippo.io/age/armor"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/intercooperative/icn/internal/fsowner"
 )
 
 const (
@@ -417,8 +419,67 @@ func (k Keystore) Exists() (bool, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return false, nil
 	default:
-		return false, fmt.Errorf("check keystore: %w", err)
+		return false, k.accessError("check", fmt.Errorf("check keystore: %w", err))
 	}
+}
+
+// AccessError is a keystore this process may not read or write: the file,
+// or a directory above it, belongs to another user or is closed to this
+// one. It names the owner, and its Hint says what to run.
+type AccessError struct {
+	Op    string // "check", "read" or "write"
+	Path  string // the keystore file
+	Owner string // the user owning At ("" if it could not be looked at)
+	At    string // Path, or the nearest directory above it this process can look at
+	User  string // the user this process runs as
+	// DirOwner is the user owning the keystore's directory ("" if unknown).
+	DirOwner string
+	Err      error // the underlying error (wraps fs.ErrPermission)
+}
+
+func (e *AccessError) Error() string {
+	msg := e.Err.Error()
+	if e.Owner == "" {
+		return msg
+	}
+	return fmt.Sprintf("%s (%s belongs to %s; this runs as %s)", msg, e.At, e.Owner, e.User)
+}
+
+func (e *AccessError) Unwrap() error { return e.Err }
+
+// Hint says how to get access: hand the keystore to the data dir's user
+// when only the file is someone else's (made with sudo, say), else run as
+// the owner, or hand the data dir over.
+func (e *AccessError) Hint() string {
+	switch {
+	case e.Owner == "":
+		return "check the permissions of " + e.Path + " and the directories above it"
+	case e.Owner == e.User:
+		return "it is yours but closed: `chmod 700 " + filepath.Dir(e.Path) + " && chmod 600 " + e.Path + "`"
+	case e.At == e.Path && e.DirOwner == e.User:
+		return "the data dir is " + e.User + "'s but the keystore is " + e.Owner + "'s (created with sudo?): `sudo chown " +
+			e.User + " " + e.Path + "`"
+	}
+	chown := "sudo chown " + e.User + " " + e.At
+	if e.At != e.Path {
+		chown = "sudo chown -R " + e.User + " " + e.At
+	}
+	return "run the command as " + e.Owner + " (prefix it with `sudo -u " + e.Owner + "`), or, if the identity should be " +
+		e.User + "'s, `" + chown + "`"
+}
+
+// accessError turns a permission error on the keystore into an
+// *AccessError naming the owner; other errors are returned as they are.
+func (k Keystore) accessError(op string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	owner, at := fsowner.Of(k.Path)
+	dirOwner, dir := fsowner.Of(filepath.Dir(k.Path))
+	if dir != filepath.Dir(k.Path) {
+		dirOwner = ""
+	}
+	return &AccessError{Op: op, Path: k.Path, Owner: owner, At: at, User: fsowner.Current(), DirOwner: dirOwner, Err: err}
 }
 
 // Create generates a new identity and writes it encrypted with passphrase.
@@ -447,7 +508,7 @@ func (k Keystore) Unlock(passphrase string) (*Identity, error) {
 		return nil, fmt.Errorf("%w at %s: run `icnctl id init` to create one", ErrNoKeystore, k.Path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read keystore: %w", err)
+		return nil, k.accessError("read", fmt.Errorf("read keystore: %w", err))
 	}
 	id, err := Decrypt(data, passphrase)
 	if errors.Is(err, ErrWrongPassphrase) {
@@ -551,14 +612,14 @@ func (k Keystore) write(id *Identity, passphrase string, overwrite bool) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(k.Path), 0o700); err != nil {
-		return fmt.Errorf("create keystore directory: %w", err)
+		return k.accessError("write", fmt.Errorf("create keystore directory: %w", err))
 	}
 	err = writeFileAtomic(k.Path, data, overwrite)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w at %s", ErrKeystoreExists, k.Path)
 	}
 	if err != nil {
-		return fmt.Errorf("write keystore: %w", err)
+		return k.accessError("write", fmt.Errorf("write keystore: %w", err))
 	}
 	return nil
 }

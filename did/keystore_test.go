@@ -614,3 +614,25 @@ func TestExistsErrors(t *testing.T) {
 func TestPeerIDOfIdentityWithoutNodeKey(t *testing.T) {
 	require.Equal(t, peer.ID(""), (&Identity{}).PeerID())
 }
+
+// A keystore this process may not read is an *AccessError naming the
+// owner, with a hint; as root every file is readable, so the end-to-end
+// tests cover another user's keystore by running the binaries as nobody.
+func TestKeystoreAccessError(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every file; internal/e2e covers this as nobody")
+	}
+	dir := t.TempDir()
+	ks := Keystore{Path: filepath.Join(dir, KeystoreFile), WorkFactor: 10}
+	_, err := ks.Create("a passphrase long enough", time.Now())
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(ks.Path, 0))
+	t.Cleanup(func() { os.Chmod(ks.Path, 0o600) })
+	_, err = ks.Unlock("a passphrase long enough")
+	var ae *AccessError
+	require.True(t, errors.As(err, &ae), "%T: %v", err, err)
+	require.ErrorIs(t, err, fs.ErrPermission)
+	require.Equal(t, ks.Path, ae.At)
+	require.Equal(t, ae.User, ae.Owner)
+	require.Contains(t, ae.Hint(), "chmod 600 "+ks.Path)
+}

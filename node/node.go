@@ -196,7 +196,7 @@ func listenTCP(key, bind string, port int) (net.Listener, error) {
 		return nil, nil
 	}
 	addr := net.JoinHostPort(bind, fmt.Sprint(port))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen(config.HTTPNetwork(bind), addr) // 0.0.0.0: IPv4 only
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen on %s: %w", key, addr, err)
 	}

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,8 +130,9 @@ func (a *app) openKeystore() (did.Keystore, string, error) {
 }
 
 func (a *app) idExportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "export FILE",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "export FILE [--force]",
 		Short: "Write an encrypted backup of the keystore to FILE (never the key in clear)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -136,7 +140,10 @@ func (a *app) idExportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := ks.Export(pass, args[0]); err != nil {
+			if err := exportKeystore(ks, pass, args[0], force); err != nil {
+				if errors.Is(err, fs.ErrExist) {
+					return withHint(err, "add --force to replace it, or give another FILE")
+				}
 				return err
 			}
 			return a.output(map[string]string{"exported": args[0]}, func(w io.Writer) {
@@ -144,6 +151,34 @@ func (a *app) idExportCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "replace FILE if it exists")
+	return cmd
+}
+
+// exportKeystore writes the backup to dest. With force an existing dest is
+// replaced only once the new backup is complete and synced: it is written
+// beside dest and renamed over it, so a failed export leaves the old one.
+func exportKeystore(ks did.Keystore, pass, dest string, force bool) error {
+	if !force {
+		return ks.Export(pass, dest)
+	}
+	tmpDir, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".export-*")
+	if err != nil {
+		return fmt.Errorf("export keystore: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, filepath.Base(dest))
+	if err := ks.Export(pass, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return fmt.Errorf("export keystore: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(dest)); err == nil {
+		_ = d.Sync() // the rename, durable too (best effort)
+		d.Close()
+	}
+	return nil
 }
 
 func (a *app) idImportCmd() *cobra.Command {

@@ -8,14 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/internal/fsowner"
 	"github.com/intercooperative/icn/internal/passphrase"
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/node/config"
@@ -39,17 +43,19 @@ type app struct {
 	stdout       io.Writer
 	stderr       io.Writer
 	pass         passphrase.Source
+	// args are icnctl's arguments, for hints that repeat the command.
+	args []string
 }
 
 // run executes icnctl and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr, pass: passphrase.FromProcess()}
+	a := &app{stdout: stdout, stderr: stderr, pass: passphrase.FromProcess(), args: args}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		printError(stderr, err)
+		a.printError(err)
 		return 1
 	}
 	return 0
@@ -72,7 +78,28 @@ func (a *app) rootCmd() *cobra.Command {
 		return &hinted{err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})
 	root.AddCommand(a.idCmd(), a.statusCmd(), a.networkCmd(), a.gossipCmd(), a.ledgerCmd())
+	usageOnArgErrors(root)
 	return root
+}
+
+// usageOnArgErrors makes a wrong number of arguments, on c and every command
+// below it, an error whose hint is the command's usage line.
+func usageOnArgErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		usageOnArgErrors(sub)
+	}
+	check := c.Args
+	if check == nil {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		err := check(cmd, args)
+		var h *hinted
+		if err == nil || errors.As(err, &h) {
+			return err
+		}
+		return withHint(err, "usage: "+cmd.UseLine()+" (`"+cmd.CommandPath()+" --help` explains each)")
+	}
 }
 
 // group returns a command that only holds subcommands: run bare it prints
@@ -123,7 +150,49 @@ func call[T any](a *app, ctx context.Context, timeout time.Duration, fn func(*co
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return fn(controlapi.NewClient(controlapi.SocketPath(dir)), ctx)
+	socket := controlapi.SocketPath(dir)
+	v, err := fn(controlapi.NewClient(socket), ctx)
+	if errors.Is(err, fs.ErrPermission) {
+		return v, a.socketAccessError(socket, dir, err)
+	}
+	return v, err
+}
+
+// socketAccessError explains a control socket this user may not connect
+// to: it names the user owning it (or the data dir above it), and the
+// command to run as that user.
+func (a *app) socketAccessError(socket, dir string, err error) error {
+	owner, at := fsowner.Of(socket)
+	me := fsowner.Current()
+	switch {
+	case owner == "":
+		return withHint(err, "check the permissions of "+socket+" and the directories above it")
+	case owner == me:
+		return withHint(fmt.Errorf("%w (%s is yours, but closed)", err, at),
+			"`chmod 700 "+dir+"`; icnd makes icnd.sock 0600 for its own user")
+	}
+	args := a.args
+	if !slices.ContainsFunc(args, func(s string) bool {
+		return s == "--data-dir" || strings.HasPrefix(s, "--data-dir=") || s == "--config" || strings.HasPrefix(s, "--config=")
+	}) {
+		args = append([]string{"--data-dir", dir}, args...)
+	}
+	quoted := make([]string, len(args))
+	for i, s := range args {
+		quoted[i] = shellQuote(s)
+	}
+	return withHint(fmt.Errorf("%w (%s belongs to %s; icnctl runs as %s)", err, at, owner, me),
+		fmt.Sprintf("icnd's control socket answers its own user only: `sudo -u %s icnctl %s`", owner, strings.Join(quoted, " ")))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // output prints v as indented JSON with --json, else calls text.
@@ -148,17 +217,21 @@ func (h *hinted) Unwrap() error { return h.err }
 
 func withHint(err error, hint string) error { return &hinted{err: err, hint: hint} }
 
-func printError(w io.Writer, err error) {
-	fmt.Fprintf(w, "icnctl: error: %s\n", err)
-	if hint := hintFor(err); hint != "" {
-		fmt.Fprintf(w, "icnctl: hint: %s\n", hint)
+func (a *app) printError(err error) {
+	fmt.Fprintf(a.stderr, "icnctl: error: %s\n", err)
+	if hint := a.hintFor(err); hint != "" {
+		fmt.Fprintf(a.stderr, "icnctl: hint: %s\n", hint)
 	}
 }
 
-func hintFor(err error) string {
+func (a *app) hintFor(err error) string {
 	var h *hinted
 	if errors.As(err, &h) {
 		return h.hint
+	}
+	var hinter interface{ Hint() string } // such as *did.AccessError
+	if errors.As(err, &hinter) {
+		return hinter.Hint()
 	}
 	var ce *controlapi.Error
 	if errors.As(err, &ce) && ce.Hint != "" {
@@ -170,7 +243,7 @@ func hintFor(err error) string {
 	}
 	switch {
 	case errors.Is(err, did.ErrWrongPassphrase):
-		return "check " + passphrase.EnvVar + " (or the passphrase you typed); the keystore was not changed"
+		return a.pass.WrongHint()
 	case errors.Is(err, did.ErrNoKeystore):
 		return "run `icnctl id init`, or pass the --data-dir that holds identity.age"
 	case errors.Is(err, passphrase.ErrNoPassphrase):

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -97,10 +98,10 @@ func loadConfig(f flags) (config.Config, error) {
 		}
 	}
 	if f.logLevel != "" {
-		cfg.Observability.LogLevel = f.logLevel
+		cfg.Observability.LogLevel = strings.ToLower(f.logLevel)
 	}
 	if f.logFormat != "" {
-		cfg.Observability.LogFormat = f.logFormat
+		cfg.Observability.LogFormat = strings.ToLower(f.logFormat)
 	}
 	if cfg.DataDir, err = config.ResolveDataDir(f.dataDir, cfg.DataDir); err != nil {
 		return cfg, err
@@ -109,6 +110,14 @@ func loadConfig(f flags) (config.Config, error) {
 		var ce *config.Error
 		if errors.As(err, &ce) && (ce.Key == "observability.log_level" || ce.Key == "observability.log_format") {
 			return cfg, fmt.Errorf("%w (from --%s or the config file)", err, flagName(ce.Key))
+		}
+		return cfg, err
+	}
+	// What names things on this host is checked here, for --check-config
+	// and for a start alike, so both refuse a file with the same words.
+	if err := cfg.CheckHost(); err != nil {
+		if f.config != "" {
+			return cfg, fmt.Errorf("config %s: %w", f.config, err)
 		}
 		return cfg, err
 	}
@@ -231,6 +240,13 @@ func unlock(cfg config.Config, dev bool, log *slog.Logger) (*did.Identity, did.K
 			return id, ks, nil
 		}
 		id, err := ks.Unlock(pass)
+		if errors.Is(err, did.ErrWrongPassphrase) {
+			hint := src.WrongHint()
+			if _, fromEnv := src.FromEnv(); !fromEnv {
+				hint = "this keystore was not made with the dev passphrase: set " + passphrase.EnvVar + " to its own; the keystore was not changed"
+			}
+			return nil, ks, &hinted{err: err, hint: hint}
+		}
 		return id, ks, err
 	}
 	exists, err := ks.Exists()
@@ -245,5 +261,18 @@ func unlock(cfg config.Config, dev bool, log *slog.Logger) (*did.Identity, did.K
 		return nil, ks, fmt.Errorf("%w (set %s for unattended starts)", err, passphrase.EnvVar)
 	}
 	id, err := ks.Unlock(pass)
+	if errors.Is(err, did.ErrWrongPassphrase) {
+		return nil, ks, &hinted{err: err, hint: src.WrongHint()}
+	}
 	return id, ks, err
 }
+
+// hinted is an error with a next step, printed as `icnd: hint: …`.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+func (h *hinted) Hint() string  { return h.hint }

@@ -21,6 +21,7 @@ var levels = []struct {
 	{0, "internal/version"},
 	{0, "internal/passphrase"},
 	{0, "internal/testutil"},
+	{0, "internal/fsowner"},
 	{1, "did"},
 	{2, "ledger"},
 	{3, "ledger/store"},

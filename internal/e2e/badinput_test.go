@@ -49,6 +49,20 @@ func TestWrongPassphrase(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	r = ctlEnv(t, append(baseEnv(), "ICN_PASSPHRASE="+passphrase, "ICN_KEYSTORE_PASSPHRASE=wrong"), dir, "id", "show")
 	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "Failed to unlock keystore")
+	require.Contains(t, r.stderr, "icnctl: hint: the passphrase came from ICN_KEYSTORE_PASSPHRASE, which is read before ICN_PASSPHRASE")
+
+	// A wrong legacy passphrase, the primary variable unset: the hint
+	// names both, in icnctl and in icnd.
+	legacy := append(baseEnv(), "ICN_PASSPHRASE=not-the-passphrase")
+	r = ctlEnv(t, legacy, dir, "id", "show")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "icnctl: error: Failed to unlock keystore")
+	require.Contains(t, r.stderr, "icnctl: hint: the passphrase came from the legacy ICN_PASSPHRASE (ICN_KEYSTORE_PASSPHRASE is not set)")
+	d = spawn(t, legacy, nil, "--data-dir", dir, "--config", cfg)
+	require.Equal(t, 1, d.wait(30*time.Second))
+	require.Contains(t, d.logs.String(), "icnd: error: Failed to unlock keystore")
+	require.Contains(t, d.logs.String(), "icnd: hint: the passphrase came from the legacy ICN_PASSPHRASE (ICN_KEYSTORE_PASSPHRASE is not set)")
 
 	require.Equal(t, before, readFile(t, ks), "keystore changed")
 }
@@ -86,9 +100,20 @@ func TestExportImport(t *testing.T) {
 	fi, err := os.Stat(backup)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	// Export never overwrites.
+	// Export does not overwrite unless told to.
+	exported := readFile(t, backup)
 	r := fail(t, src, "id", "export", backup)
 	require.Contains(t, r.stderr, "refusing to overwrite")
+	require.Contains(t, r.stderr, "icnctl: hint: add --force to replace it")
+	require.Equal(t, exported, readFile(t, backup))
+	ok(t, src, "id", "export", backup, "--force")
+	require.NotEqual(t, exported, readFile(t, backup), "a fresh encryption differs")
+	fi, err = os.Stat(backup)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(backup), ".*"))
+	require.NoError(t, err)
+	require.Empty(t, leftovers, "the forced export leaves nothing beside the file")
 
 	// Import into an empty data dir.
 	got := decode[idJSON](t, ok(t, dst, "id", "import", backup, "--json"))
@@ -211,6 +236,56 @@ func TestMalformedConfig(t *testing.T) {
 	d := spawn(t, baseEnv(), nil, "--log-level", "loud", "--data-dir", dir, "--check-config")
 	require.Equal(t, 1, d.wait(10*time.Second))
 	require.Contains(t, d.logs.String(), "--log-level")
+}
+
+// Whatever start refuses from the config file alone, --check-config
+// refuses too, with the same words; and localhost, which users type, works
+// in both.
+func TestCheckConfigRefusesWhatStartRefuses(t *testing.T) {
+	dir := tempDir(t)
+	initID(t, dir)
+	// bind, when set, replaces the http_bind line; mdns_interfaces turns
+	// mDNS on.
+	cases := []struct{ extra, listen, bind, want string }{
+		{`mdns_interfaces = ["eth9"]`, "127.0.0.1:0", "", `network.mdns_interfaces: no network interface named "eth9" (this host has: lo`},
+		{"", "node.example.org:7790", "", `network.listen_addr: "node.example.org:7790": the node listens on an IP address of this host, not on the name "node.example.org"`},
+		{"", "192.0.2.1:7790", "", "network.listen_addr: 192.0.2.1 is not an address of this host"},
+		{"", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", "", "is not a QUIC v1 listen address"},
+		{`bootstrap_peers = ["/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/ip4/192.0.2.1"]`, "127.0.0.1:0", "",
+			"network.bootstrap_peers[0]: \"/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/ip4/192.0.2.1\" does not end in /p2p/<peer id>"},
+		{"", "127.0.0.1:0", "192.0.2.1", "observability.http_bind: 192.0.2.1 is not an address of this host"},
+		{"[limits]\nmax_memory_mb = 99999999999999", "127.0.0.1:0", "", "limits.max_memory_mb: 99999999999999 MiB is more bytes than a 64-bit count holds"},
+	}
+	for _, tc := range cases {
+		cfg, _ := writeConfig(t, dir, tc.listen, tc.extra)
+		body := readFile(t, cfg)
+		if tc.bind != "" {
+			body = bytes.Replace(body, []byte(`http_bind = "127.0.0.1"`), []byte("http_bind = "+strconv.Quote(tc.bind)), 1)
+		}
+		if strings.HasPrefix(tc.extra, "mdns_interfaces") {
+			body = bytes.Replace(body, []byte("mdns_enabled = false"), []byte("mdns_enabled = true"), 1)
+		}
+		require.NoError(t, os.WriteFile(cfg, body, 0o600))
+		check := spawn(t, baseEnv(), nil, "--config", cfg, "--data-dir", dir, "--check-config")
+		require.Equal(t, 1, check.wait(30*time.Second), tc.want)
+		checkOut := check.logs.String()
+		require.Contains(t, checkOut, tc.want)
+		require.True(t, strings.HasPrefix(checkOut, "icnd: error: config is not valid: "), checkOut)
+
+		start := spawn(t, withPass(passphrase), nil, "--config", cfg, "--data-dir", dir)
+		require.Equal(t, 1, start.wait(30*time.Second), tc.want)
+		startOut := start.logs.String()
+		require.Equal(t, strings.TrimPrefix(checkOut, "icnd: error: config is not valid: "), strings.TrimPrefix(startOut, "icnd: error: "),
+			"start and --check-config say different things")
+		require.NoFileExists(t, filepath.Join(dir, "icnd.sock"))
+	}
+
+	cfg, p := writeConfig(t, dir, "localhost:0", "")
+	check := spawn(t, baseEnv(), nil, "--config", cfg, "--data-dir", dir, "--check-config")
+	require.Equal(t, 0, check.wait(30*time.Second), check.logs.String())
+	d := startDaemon(t, dir, cfg, p)
+	require.True(t, strings.HasPrefix(status(t, dir).ListenAddrs[0], "/ip4/127.0.0.1/udp/"), status(t, dir).ListenAddrs)
+	d.stop()
 }
 
 func TestIcnctlBadArguments(t *testing.T) {

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -292,4 +295,37 @@ func TestBootstrapPeerWithAnotherKeyIsNamedInTheLog(t *testing.T) {
 	require.False(t, hasPeer(peers(t, dirB), st.PeerID, st.DID), "connected to a key it was not told to expect")
 	a.stop()
 	b.stop()
+}
+
+// http_bind = "0.0.0.0" listens on every IPv4 address and not on IPv6
+// (Go's "tcp" would have made it a dual-stack [::] socket, past an IPv4
+// firewall); "::" takes IPv6 too.
+func TestHTTPBindFamilies(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback here")
+	} else {
+		ln.Close()
+	}
+	dir := tempDir(t)
+	initID(t, dir)
+	reach := func(host string, port int) bool {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), 5*time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	for bind, v6 := range map[string]bool{"0.0.0.0": false, "::": true} {
+		cfg, p := writeConfig(t, dir, "127.0.0.1:0", "")
+		body := bytes.Replace(readFile(t, cfg), []byte(`http_bind = "127.0.0.1"`), []byte("http_bind = "+strconv.Quote(bind)), 1)
+		require.NoError(t, os.WriteFile(cfg, body, 0o600))
+		d := startDaemon(t, dir, cfg, p)
+		code, _ := d.get("/health")
+		require.Equal(t, http.StatusOK, code)
+		require.True(t, reach("127.0.0.1", p.metrics), bind)
+		require.Equal(t, v6, reach("::1", p.health), "http_bind %s: health on [::1]", bind)
+		require.Equal(t, v6, reach("::1", p.metrics), "http_bind %s: metrics on [::1]", bind)
+		d.stop()
+	}
 }

@@ -89,10 +89,17 @@ func ctl(t *testing.T, dataDir string, args ...string) result {
 
 func ctlEnv(t testing.TB, env []string, dataDir string, args ...string) result {
 	t.Helper()
+	return ctlAs(t, nil, env, dataDir, args...)
+}
+
+// ctlAs runs icnctl with attr (nil: as this process's user).
+func ctlAs(t testing.TB, attr *syscall.SysProcAttr, env []string, dataDir string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bins.icnctl, append([]string{"--data-dir", dataDir}, args...)...)
 	cmd.Env = env
+	cmd.SysProcAttr = attr
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Stdin = nil // not a terminal

@@ -9,15 +9,27 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 )
 
-// New builds the slog logger for level and format ("json", else text).
+// New builds the slog logger for level and format ("json" in any case,
+// else text). Durations are written as strings ("1.5s") in both formats:
+// slog's JSON handler would otherwise write them as integer nanoseconds.
 func New(w io.Writer, level slog.Level, format string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if format == "json" {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsStrings}
+	if strings.EqualFold(format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationsAsStrings is a slog ReplaceAttr: a time.Duration value becomes
+// its String() form.
+func durationsAsStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // Libp2pHandler wraps h for go-libp2p's internal loggers: they log only at

@@ -2,10 +2,14 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 )
 
 // go-libp2p's loggers reach the node's stream at warn and above, except the
@@ -26,4 +30,29 @@ func TestLibp2pHandlerDropsWhatLibp2pNewReturns(t *testing.T) {
 	out := buf.String()
 	require.Contains(t, out, `msg="something else" logger=swarm2`)
 	require.Contains(t, out, `msg="not fx" logger=p2p-config`)
+}
+
+// JSON logs write durations as text logs do, "1.5s", not as nanoseconds;
+// also inside groups, in With attributes and through go-log's zap core.
+func TestDurationsAreStrings(t *testing.T) {
+	for _, format := range []string{"json", "JSON", "text"} {
+		var buf bytes.Buffer
+		log := New(&buf, slog.LevelInfo, format).With("took", 1500*time.Millisecond)
+		log.Info("ledger loaded", "wait", 2*time.Minute, slog.Group("sync", "lag", 250*time.Microsecond))
+		zap.New(GoLogCore(log.Handler())).Warn("compaction", zap.Duration("spent", 3*time.Second))
+		out := buf.String()
+		if strings.EqualFold(format, "json") {
+			require.Contains(t, out, `"took":"1.5s"`)
+			require.Contains(t, out, `"wait":"2m0s"`)
+			require.Contains(t, out, `"sync":{"lag":"250µs"}`)
+			require.Contains(t, out, `"spent":"3s"`)
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &rec))
+		} else {
+			require.Contains(t, out, "took=1.5s")
+			require.Contains(t, out, "wait=2m0s")
+			require.Contains(t, out, "sync.lag=250µs")
+			require.Contains(t, out, "spent=3s")
+		}
+	}
 }

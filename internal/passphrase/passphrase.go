@@ -88,3 +88,24 @@ func (s Source) read(prompt string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// WrongHint is the hint to give when the keystore refused the passphrase
+// from s. It names where the passphrase came from, and the other variable
+// when that is what explains it: a stale legacy ICN_PASSPHRASE while
+// ICN_KEYSTORE_PASSPHRASE is unset, or an ICN_KEYSTORE_PASSPHRASE that
+// hides a different ICN_PASSPHRASE.
+func (s Source) WrongHint() string {
+	const kept = "; the keystore was not changed"
+	primary, legacy := s.Getenv(EnvVar), s.Getenv(LegacyEnvVar)
+	switch {
+	case primary != "" && legacy != "" && legacy != primary:
+		return "the passphrase came from " + EnvVar + ", which is read before " + LegacyEnvVar +
+			" (also set, to something else): check " + EnvVar + ", or unset it if " + LegacyEnvVar + " holds the right one" + kept
+	case primary != "":
+		return "check " + EnvVar + kept
+	case legacy != "":
+		return "the passphrase came from the legacy " + LegacyEnvVar + " (" + EnvVar + " is not set): check it, " +
+			"or set the right one in " + EnvVar + ", which is read first" + kept
+	}
+	return "check the passphrase you typed" + kept
+}

@@ -39,3 +39,22 @@ func TestNoStdinIsNoTerminal(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoPassphrase)
 	require.Contains(t, err.Error(), EnvVar)
 }
+
+// The hint after a wrong passphrase names the variable it came from, and
+// the other one when both are set or only the legacy one is.
+func TestWrongHintNamesTheVariable(t *testing.T) {
+	hint := func(vars map[string]string) string { return Source{Getenv: env(vars)}.WrongHint() }
+
+	h := hint(map[string]string{LegacyEnvVar: "old"})
+	require.Contains(t, h, "legacy "+LegacyEnvVar)
+	require.Contains(t, h, EnvVar+" is not set")
+
+	h = hint(map[string]string{EnvVar: "new", LegacyEnvVar: "old"})
+	require.Contains(t, h, "came from "+EnvVar)
+	require.Contains(t, h, LegacyEnvVar)
+
+	h = hint(map[string]string{EnvVar: "same", LegacyEnvVar: "same"})
+	require.Equal(t, "check "+EnvVar+"; the keystore was not changed", h)
+
+	require.Contains(t, hint(nil), "you typed")
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -213,6 +215,10 @@ func Parse(data []byte) (Config, error) {
 		}
 		return Config{}, &Error{Key: keys[0], Reason: "unknown key (see configs/config.example.toml for the valid keys)" + others(keys[1:])}
 	}
+	// Level and format names are case-insensitive; the config holds them
+	// in lower case, as --check-config prints them.
+	cfg.Observability.LogLevel = strings.ToLower(cfg.Observability.LogLevel)
+	cfg.Observability.LogFormat = strings.ToLower(cfg.Observability.LogFormat)
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -294,13 +300,16 @@ func (c Config) Validate() error {
 	if _, err := ParseLogLevel(c.Observability.LogLevel); err != nil {
 		return &Error{Key: "observability.log_level", Reason: err.Error()}
 	}
-	switch c.Observability.LogFormat {
+	switch strings.ToLower(c.Observability.LogFormat) {
 	case "text", "json":
 	default:
 		return &Error{Key: "observability.log_format", Reason: fmt.Sprintf("%q is not one of text, json", c.Observability.LogFormat)}
 	}
 	return nil
 }
+
+// maxMB is the largest MiB count whose bytes fit in an int64.
+const maxMB = math.MaxInt64 >> 20
 
 func (l Limits) validate() error {
 	for key, v := range map[string]int{
@@ -313,6 +322,9 @@ func (l Limits) validate() error {
 	} {
 		if v < 0 {
 			return &Error{Key: "limits." + key, Reason: fmt.Sprintf("%d is negative (0 means the scaled default)", v)}
+		}
+		if strings.HasSuffix(key, "_mb") && int64(v) > maxMB {
+			return &Error{Key: "limits." + key, Reason: fmt.Sprintf("%d MiB is more bytes than a 64-bit count holds (at most %d)", v, int64(maxMB))}
 		}
 	}
 	if l.MaxConnections > 0 && l.MaxConnectionsInbound > l.MaxConnections {
@@ -375,6 +387,8 @@ func checkPort(p int) error {
 	return nil
 }
 
+// checkPeerAddr accepts what the node's start parses a bootstrap peer with
+// (peer.AddrInfoFromString): a multiaddr ending in /p2p/<peer id>.
 func checkPeerAddr(s string) error {
 	m, err := ma.NewMultiaddr(s)
 	if err != nil {
@@ -383,12 +397,15 @@ func checkPeerAddr(s string) error {
 	if _, err := m.ValueForProtocol(ma.P_P2P); err != nil {
 		return fmt.Errorf("%q has no /p2p/<peer id> part", s)
 	}
+	if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+		return fmt.Errorf("%q does not end in /p2p/<peer id> (the peer's address comes first, e.g. /ip4/192.0.2.1/udp/7777/quic-v1/p2p/12D3Koo…): %v", s, err)
+	}
 	return nil
 }
 
-// ParseLogLevel accepts debug, info, warn and error.
+// ParseLogLevel accepts debug, info, warn and error, in any case.
 func ParseLogLevel(s string) (slog.Level, error) {
-	switch s {
+	switch strings.ToLower(s) {
 	case "debug":
 		return slog.LevelDebug, nil
 	case "info":
@@ -402,22 +419,59 @@ func ParseLogLevel(s string) (slog.Level, error) {
 }
 
 // ListenMultiaddr turns listen_addr (host:port or a multiaddr) into a QUIC v1
-// multiaddr. host:port means UDP; the host must be an IP address.
+// multiaddr, the one address the node listens on. host:port means UDP. The
+// host must be an IP address, or localhost (which means 127.0.0.1): a node
+// listens on addresses of its own interfaces, so a DNS name is refused. A
+// multiaddr must be /ip4|ip6/<address>/udp/<port>/quic-v1, the only
+// transport the node runs; /dns, /dns4 or /dns6 with localhost mean the
+// loopback address.
 func ListenMultiaddr(s string) (ma.Multiaddr, error) {
 	if s == "" {
 		return nil, errors.New("empty; want host:port such as 0.0.0.0:7777, or a multiaddr")
 	}
-	if strings.HasPrefix(s, "/") {
-		m, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a multiaddr: %v", s, err)
+	if !strings.HasPrefix(s, "/") {
+		host, portStr, err := net.SplitHostPort(s)
+		if err == nil && isLocalhost(host) {
+			s = net.JoinHostPort("127.0.0.1", portStr)
+		} else if err == nil && host != "" && net.ParseIP(host) == nil {
+			return nil, listenNameError(s, host)
 		}
-		if _, err := m.ValueForProtocol(ma.P_QUIC_V1); err != nil {
-			return nil, fmt.Errorf("%q is not a QUIC v1 address; want e.g. /ip4/0.0.0.0/udp/7777/quic-v1", s)
-		}
-		return m, nil
+		return HostPortMultiaddr(s)
 	}
-	return HostPortMultiaddr(s)
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a multiaddr: %v", s, err)
+	}
+	cs := ma.Split(m)
+	notQUIC := fmt.Errorf("%q is not a QUIC v1 listen address; want e.g. /ip4/0.0.0.0/udp/7777/quic-v1", s)
+	if len(cs) != 3 || cs[1].Protocol().Code != ma.P_UDP || cs[2].Protocol().Code != ma.P_QUIC_V1 {
+		return nil, notQUIC
+	}
+	switch cs[0].Protocol().Code {
+	case ma.P_IP4, ma.P_IP6:
+		return m, nil
+	case ma.P_DNS, ma.P_DNS4, ma.P_DNS6:
+		name := cs[0].Value()
+		if !isLocalhost(name) {
+			return nil, listenNameError(s, name)
+		}
+		ip := "/ip4/127.0.0.1"
+		if cs[0].Protocol().Code == ma.P_DNS6 {
+			ip = "/ip6/::1"
+		}
+		return ma.NewMultiaddr(ip + "/udp/" + cs[1].Value() + "/quic-v1")
+	}
+	return nil, notQUIC
+}
+
+// isLocalhost reports whether name is localhost, which always means the
+// loopback address (RFC 6761), so no lookup is needed.
+func isLocalhost(name string) bool {
+	return strings.EqualFold(strings.TrimSuffix(name, "."), "localhost")
+}
+
+func listenNameError(s, name string) error {
+	return fmt.Errorf("%q: the node listens on an IP address of this host, not on the name %q; use 0.0.0.0 for every interface, 127.0.0.1 (or localhost) for this host only, or one interface's address", s, name)
 }
 
 // AddrMultiaddr accepts a multiaddr, or host:port meaning QUIC v1 over UDP.

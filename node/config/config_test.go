@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,6 +98,10 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"listen bad port", "[network]\nlisten_addr = \"0.0.0.0:99999\"\n", "network.listen_addr", "port"},
 		{"bootstrap not multiaddr", "[network]\nbootstrap_peers = [\"1.2.3.4:7777\"]\n", "network.bootstrap_peers[0]", "not a multiaddr"},
 		{"bootstrap no peer id", "[network]\nbootstrap_peers = [\"/ip4/1.2.3.4/udp/7777/quic-v1\"]\n", "network.bootstrap_peers[0]", "/p2p/"},
+		{"bootstrap peer id not last", "[network]\nbootstrap_peers = [\"/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf/ip4/1.2.3.4\"]\n", "network.bootstrap_peers[0]", "does not end in /p2p/"},
+		{"listen on a name", "[network]\nlisten_addr = \"node.example.org:7777\"\n", "network.listen_addr", `not on the name "node.example.org"`},
+		{"listen on webtransport", "[network]\nlisten_addr = \"/ip4/0.0.0.0/udp/1/quic-v1/webtransport\"\n", "network.listen_addr", "not a QUIC v1 listen address"},
+		{"memory overflows", "[limits]\nmax_memory_mb = 99999999999999\n", "limits.max_memory_mb", "64-bit"},
 		{"negative port", "[observability]\nmetrics_port = -1\n", "observability.metrics_port", "not a port"},
 		{"port too big", "[observability]\nhealth_port = 70000\n", "observability.health_port", "not a port"},
 		{"same ports", "[observability]\nhealth_port = 9100\n", "observability.health_port", "also metrics_port"},
@@ -136,13 +142,22 @@ func TestOverridesKeepOtherDefaults(t *testing.T) {
 
 func TestListenMultiaddr(t *testing.T) {
 	good := map[string]string{
-		"0.0.0.0:7777":                     "/ip4/0.0.0.0/udp/7777/quic-v1",
-		"127.0.0.1:0":                      "/ip4/127.0.0.1/udp/0/quic-v1",
-		"[::]:7777":                        "/ip6/::/udp/7777/quic-v1",
-		"[::1]:9":                          "/ip6/::1/udp/9/quic-v1",
-		"/ip4/10.0.0.1/udp/7777/quic-v1":   "/ip4/10.0.0.1/udp/7777/quic-v1",
-		"/ip6/::/udp/7777/quic-v1":         "/ip6/::/udp/7777/quic-v1",
-		"node.example.org:7777":            "/dns/node.example.org/udp/7777/quic-v1",
+		"0.0.0.0:7777":                                 "/ip4/0.0.0.0/udp/7777/quic-v1",
+		"127.0.0.1:0":                                  "/ip4/127.0.0.1/udp/0/quic-v1",
+		"[::]:7777":                                    "/ip6/::/udp/7777/quic-v1",
+		"[::1]:9":                                      "/ip6/::1/udp/9/quic-v1",
+		"/ip4/10.0.0.1/udp/7777/quic-v1":               "/ip4/10.0.0.1/udp/7777/quic-v1",
+		"/ip6/::/udp/7777/quic-v1":                     "/ip6/::/udp/7777/quic-v1",
+		"localhost:7790":                               "/ip4/127.0.0.1/udp/7790/quic-v1",
+		"LOCALHOST.:7790":                              "/ip4/127.0.0.1/udp/7790/quic-v1",
+		"/dns4/localhost/udp/1/quic-v1":                "/ip4/127.0.0.1/udp/1/quic-v1",
+		"/dns/localhost/udp/1/quic-v1":                 "/ip4/127.0.0.1/udp/1/quic-v1",
+		"/dns6/localhost/udp/1/quic-v1":                "/ip6/::1/udp/1/quic-v1",
+		"node.example.org:7777":                        "",
+		"/dns4/node.example.org/udp/1/quic-v1":         "",
+		"/ip4/127.0.0.1/udp/7790/quic-v1/webtransport": "",
+		"/ip4/127.0.0.1/udp/7790/quic-v1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf": "",
+		"/udp/7790/quic-v1":                "",
 		"/ip4/0.0.0.0/udp/7777/quic-v1/":   "/ip4/0.0.0.0/udp/7777/quic-v1",
 		"/ip4/0.0.0.0/udp/7777/quic":       "",
 		"":                                 "",
@@ -238,4 +253,87 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, err, string(out))
 		require.Equal(t, cfg.Network.ListenAddr, back.Network.ListenAddr)
 	})
+}
+
+// listen_addr = "localhost:…" is what users type: it parses and means the
+// IPv4 loopback, which the node can listen on.
+func TestLocalhostListenAddr(t *testing.T) {
+	cfg, err := Parse([]byte("[network]\nlisten_addr = \"localhost:7790\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, cfg.CheckHost())
+}
+
+func TestCheckHost(t *testing.T) {
+	ifs, err := net.Interfaces()
+	require.NoError(t, err)
+	require.NotEmpty(t, ifs)
+	base := Default()
+	base.Network.ListenAddr = "127.0.0.1:0"
+	require.NoError(t, base.CheckHost())
+
+	// An interface that exists passes; one that does not is named, with the
+	// ones this host has.
+	cfg := base
+	cfg.Network.MDNSInterfaces = []string{ifs[0].Name}
+	require.NoError(t, cfg.CheckHost())
+	cfg.Network.MDNSInterfaces = []string{ifs[0].Name, "eth9-not-here"}
+	err = cfg.CheckHost()
+	var ce *Error
+	require.True(t, errors.As(err, &ce), "%v", err)
+	require.Equal(t, "network.mdns_interfaces", ce.Key)
+	require.Contains(t, ce.Reason, `no network interface named "eth9-not-here"`)
+	for _, ifc := range ifs {
+		require.Contains(t, ce.Reason, ifc.Name)
+	}
+	// With mDNS off the names are not used, and start does not look at them.
+	cfg.Network.MDNSEnabled = false
+	require.NoError(t, cfg.CheckHost())
+
+	// 192.0.2.1 (TEST-NET-1) is nobody's address.
+	cfg = base
+	cfg.Network.ListenAddr = "192.0.2.1:7777"
+	err = cfg.CheckHost()
+	require.True(t, errors.As(err, &ce), "%v", err)
+	require.Equal(t, "network.listen_addr", ce.Key)
+	require.Contains(t, ce.Reason, "192.0.2.1 is not an address of this host")
+
+	cfg = base
+	cfg.Observability.HTTPBind = "192.0.2.1"
+	err = cfg.CheckHost()
+	require.True(t, errors.As(err, &ce), "%v", err)
+	require.Equal(t, "observability.http_bind", ce.Key)
+	// With both HTTP listeners off, http_bind is not used.
+	cfg.Observability.HealthPort, cfg.Observability.MetricsPort = 0, 0
+	require.NoError(t, cfg.CheckHost())
+
+	// The check binds ephemeral ports only: a port in use is no fault of
+	// the file (a running node holds its own).
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer udp.Close()
+	cfg = base
+	cfg.Network.ListenAddr = udp.LocalAddr().String()
+	require.NoError(t, cfg.CheckHost())
+}
+
+func TestHTTPNetwork(t *testing.T) {
+	require.Equal(t, "tcp4", HTTPNetwork("0.0.0.0"))
+	require.Equal(t, "tcp4", HTTPNetwork("127.0.0.1"))
+	require.Equal(t, "tcp", HTTPNetwork("::"))
+	require.Equal(t, "tcp", HTTPNetwork("::1"))
+}
+
+// Level and format names are accepted in any case, and held in lower case.
+func TestLogLevelAnyCase(t *testing.T) {
+	cfg, err := Parse([]byte("[observability]\nlog_level = \"DEBUG\"\nlog_format = \"Json\"\n"))
+	require.NoError(t, err)
+	require.Equal(t, "debug", cfg.Observability.LogLevel)
+	require.Equal(t, "json", cfg.Observability.LogFormat)
+	for in, want := range map[string]slog.Level{"DEBUG": slog.LevelDebug, "Info": slog.LevelInfo, "warn": slog.LevelWarn, "ERROR": slog.LevelError} {
+		got, err := ParseLogLevel(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err = ParseLogLevel("LOUD")
+	require.Error(t, err)
 }
