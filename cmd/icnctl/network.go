@@ -39,6 +39,9 @@ func (a *app) statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "version:\t%s\n", s.Version)
 				fmt.Fprintf(tw, "uptime:\t%s\n", (time.Duration(s.UptimeSeconds) * time.Second).String())
 				fmt.Fprintf(tw, "ready:\t%t\n", s.Ready)
+				if s.Problem != "" {
+					fmt.Fprintf(tw, "problem:\t%s\n", s.Problem)
+				}
 				fmt.Fprintf(tw, "data_dir:\t%s\n", s.DataDir)
 				tw.Flush()
 			})
