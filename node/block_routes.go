@@ -75,7 +75,7 @@ func blockError(err error) error {
 		return &controlapi.Error{Status: http.StatusBadRequest, Message: err.Error(), Hint: durationHint}
 	case errors.As(err, &re):
 		return &controlapi.Error{Status: http.StatusBadRequest, Message: err.Error(),
-			Hint: fmt.Sprintf("keep --reason to %d bytes of text", blocklist.MaxReasonLen)}
+			Hint: fmt.Sprintf("--reason takes one line of text, at most %d bytes", blocklist.MaxReasonLen)}
 	case errors.As(err, &be):
 		return &controlapi.Error{Status: http.StatusConflict, Message: err.Error(),
 			Hint: fmt.Sprintf("`icnctl network unblock %s` lifts the block", be.Entry.Target)}
