@@ -165,6 +165,11 @@ func TestBlockDIDSurvivesKeyRotationAndRestart(t *testing.T) {
 	require.Equal(t, "did", res.Blocked.Kind)
 	require.Contains(t, res.Blocked.Peers, oldPeer)
 	require.Eventually(t, func() bool { return !connectedTo(a, oldPeer) }, 10*time.Second, 20*time.Millisecond)
+	// A dial by DID alone (resolved, no address given) says it is blocked too.
+	dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = a.Dial(dctx, controlapi.DialRequest{DID: b.Identity.DID.String()})
+	dcancel()
+	require.ErrorAs(t, err, new(*blocklist.BlockedError))
 
 	id, err := b.Rotate(ctx, harness.Passphrase)
 	require.NoError(t, err)

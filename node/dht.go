@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/node/blocklist"
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/protocols/discovery"
 )
@@ -105,6 +106,9 @@ func (n *Node) dialResolved(ctx context.Context, want did.DID) (controlapi.Peer,
 	}
 	if len(r.Addrs) == 0 && !r.Connected {
 		return controlapi.Peer{}, &NoAddressError{DID: want, Peer: pid, Source: r.Source, DHT: r.DHT}
+	}
+	if e, ok := n.deps.blocks.list.Blocked(pid); ok {
+		return controlapi.Peer{}, &blocklist.BlockedError{Peer: pid, Entry: e}
 	}
 	if err := st.h.Connect(ctx, peer.AddrInfo{ID: pid, Addrs: st.h.Peerstore().Addrs(pid)}); err != nil {
 		return controlapi.Peer{}, n.dialFailed(&DialError{Peer: pid, Addr: want.String(), Via: want.String() + ", resolved from " + r.Source, Err: err})

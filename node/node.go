@@ -158,7 +158,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs,
 		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
-	if n.deps.blocks, err = n.openBlocks(context.Background(), opts.Identity.DID); err != nil {
+	if n.deps.blocks, err = n.openBlocks(ctx, opts.Identity.DID); err != nil {
 		return nil, fmt.Errorf("blocklist: %w", err)
 	}
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {

@@ -26,7 +26,7 @@ func (a *app) blockCmd() *cobra.Command {
 			"  icnctl network block did:icn:z… --for 24h --reason \"bad ledger entries\"\n\n" +
 			"Blocking a DID refuses every peer ID bound to it, including the keys it rotates to later.\n" +
 			"Blocking a peer ID refuses that key only: after the node rotates its key it is back.",
-		Args: cobra.ExactArgs(1),
+		Args: oneTarget("icnctl network block PEER_ID|DID [--for DURATION] [--reason TEXT]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if forFlag != "" {
 				d, err := time.ParseDuration(forFlag)
@@ -59,9 +59,20 @@ func (a *app) blockCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&forFlag, "for", "", "how long the block lasts (30m, 24h, 168h); default until unblocked")
-	cmd.Flags().StringVar(&reasonFlag, "reason", "", "a note shown by `network blocked` and in the log")
+	cmd.Flags().StringVar(&forFlag, "for", "", "how long the block lasts, a `DURATION` such as 30m, 24h or 168h (default: until unblocked)")
+	cmd.Flags().StringVar(&reasonFlag, "reason", "", "a `TEXT` for operators, shown by network blocked and in the log")
 	return cmd
+}
+
+// oneTarget accepts exactly one argument, and names the usage otherwise.
+func oneTarget(usage string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return withHint(fmt.Errorf("expected one PEER_ID or DID, got %d arguments", len(args)),
+				"usage: "+usage+"; `icnctl network blocked` lists the blocks, `icnctl network peers` the peers")
+		}
+		return nil
+	}
 }
 
 const blockDurationHint = "--for takes a positive duration such as 30m, 24h or 168h; leave it out to block until `icnctl network unblock`"
@@ -85,7 +96,7 @@ func (a *app) unblockCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "unblock PEER_ID|DID",
 		Short: "Lift a block: the peer may connect again",
-		Args:  cobra.ExactArgs(1),
+		Args:  oneTarget("icnctl network unblock PEER_ID|DID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := call(a, cmd.Context(), controlapi.DefaultTimeout, func(c *controlapi.Client, ctx context.Context) (controlapi.UnblockResult, error) {
 				return c.Unblock(ctx, args[0])

@@ -52,6 +52,8 @@ func TestBlockHoldsAgainstRedialsAndSurvivesRestart(t *testing.T) {
 		{[]string{idA.PeerID}, "is this node itself", "icnctl: hint: block another node's peer ID or DID"},
 		{[]string{idB.DID, "--for", "-5m"}, "a block lasts a positive time", "icnctl: hint: --for takes a positive duration"},
 		{[]string{idB.DID, "--for", "soon"}, `--for "soon" is not a duration`, "icnctl: hint: --for takes a positive duration"},
+		{[]string{idB.DID, "--reason", "two\nlines"}, "the reason holds control characters", "icnctl: hint: --reason takes one line of text"},
+		{[]string{}, "expected one PEER_ID or DID, got 0 arguments", "icnctl: hint: usage: icnctl network block PEER_ID|DID"},
 	} {
 		r := fail(t, dirA, append([]string{"network", "block"}, tc.args...)...)
 		require.Contains(t, r.stderr, tc.err, tc.args)

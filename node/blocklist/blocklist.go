@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	ds "github.com/ipfs/go-datastore"
@@ -120,15 +121,12 @@ func (e *DurationError) Error() string {
 	return fmt.Sprintf("block duration %s is negative", e.Duration)
 }
 
-// ReasonError is a reason longer than MaxReasonLen or not valid UTF-8.
-type ReasonError struct{ Len int }
+// ReasonError is a reason the list refuses: longer than MaxReasonLen, not
+// valid UTF-8, or holding control characters (a newline would break the
+// listing and the log line).
+type ReasonError struct{ Problem string }
 
-func (e *ReasonError) Error() string {
-	if e.Len < 0 {
-		return "the reason is not valid UTF-8"
-	}
-	return fmt.Sprintf("the reason is %d bytes, longer than the %d allowed", e.Len, MaxReasonLen)
-}
+func (e *ReasonError) Error() string { return "the reason " + e.Problem }
 
 // BlockedError is a connection refused because of a block (an explicit
 // dial of a blocked peer). Control APIs answer it with 409 Conflict.
@@ -247,11 +245,13 @@ func (l *List) Block(ctx context.Context, target string, d time.Duration, reason
 	if d < 0 {
 		return Entry{}, false, &DurationError{Duration: d}
 	}
-	if !utf8.ValidString(reason) {
-		return Entry{}, false, &ReasonError{Len: -1}
-	}
-	if len(reason) > MaxReasonLen {
-		return Entry{}, false, &ReasonError{Len: len(reason)}
+	switch {
+	case len(reason) > MaxReasonLen:
+		return Entry{}, false, &ReasonError{Problem: fmt.Sprintf("is %d bytes, longer than the %d allowed", len(reason), MaxReasonLen)}
+	case !utf8.ValidString(reason):
+		return Entry{}, false, &ReasonError{Problem: "is not valid UTF-8"}
+	case strings.ContainsFunc(reason, unicode.IsControl):
+		return Entry{}, false, &ReasonError{Problem: "holds control characters (a newline or tab?)"}
 	}
 	if l.opts.Self != nil {
 		selfDID, selfPeer := l.opts.Self()

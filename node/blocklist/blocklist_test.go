@@ -268,6 +268,11 @@ func TestBadTargetsDurationsReasons(t *testing.T) {
 			var re *blocklist.ReasonError
 			require.ErrorAs(t, err, &re)
 		}},
+		{"reason with a newline", newID(t).PeerID().String(), 0, "one\ntwo", func(t *testing.T, err error) {
+			var re *blocklist.ReasonError
+			require.ErrorAs(t, err, &re)
+			require.Contains(t, err.Error(), "control characters")
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := f.list.Block(context.Background(), tc.target, tc.d, tc.reason)

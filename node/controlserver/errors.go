@@ -124,7 +124,7 @@ func Describe(err error) *controlapi.Error {
 	case errors.As(err, &duration):
 		return set(http.StatusBadRequest, durationHint)
 	case errors.As(err, &reason):
-		return set(http.StatusBadRequest, fmt.Sprintf("keep --reason to %d bytes of text", blocklist.MaxReasonLen))
+		return set(http.StatusBadRequest, fmt.Sprintf("--reason takes one line of text, at most %d bytes", blocklist.MaxReasonLen))
 	case errors.As(err, &blocked):
 		return set(http.StatusConflict, fmt.Sprintf("`icnctl network unblock %s` lifts the block", blocked.Entry.Target))
 	case errors.Is(err, blocklist.ErrNotBlocked):
