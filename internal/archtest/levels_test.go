@@ -30,6 +30,7 @@ var levels = []struct {
 	{5, "node/controlapi"},
 	{5, "node/limits"},
 	{5, "node/blocklist"},
+	{5, "node/gateway/auth"},
 	{5, "internal/logging"},
 	{5, "configs"},
 	{6, "node"},
