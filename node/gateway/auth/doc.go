@@ -7,8 +7,8 @@
 // [Issuer.Parse] to a 401 and uses [Failure.Reason] as the metric label of
 // icn_gateway_auth_failures_total.
 //
-// Tokens are parsed with github.com/golang-jwt/jwt/v5 at v5.3.1 or later:
-// earlier v5 releases are affected by CVE-2025-30204 (excessive memory
-// allocation while splitting a hostile header); the header length is also
-// capped here before any parsing ([MaxHeaderBytes]).
+// Tokens are parsed with github.com/golang-jwt/jwt/v5 v5.3.1, which has the
+// fix for CVE-2025-30204 (v5 releases before v5.2.2 allocate excessively
+// while splitting a hostile token); the header length is also capped here
+// before any parsing ([MaxHeaderBytes]).
 package auth
