@@ -68,7 +68,19 @@ type Failure struct {
 }
 
 func (f *Failure) Error() string {
-	return "gateway token refused (" + f.Reason + "): " + f.Err.Error() + "; get a new token (challenge/verify, or icnctl gateway token)"
+	return "gateway token refused (" + f.Reason + "): " + f.Err.Error() + "; " + hint(f.Reason)
+}
+
+// hint says how to get past a refusal with the given reason.
+func hint(reason string) string {
+	switch reason {
+	case ReasonMissing, ReasonTooLarge, ReasonMalformed:
+		return `send the header "Authorization: Bearer <token>" with a token the gateway issued`
+	case ReasonNotYetValid:
+		return "check the client's and the node's clocks, or get a new token"
+	default:
+		return "get a new token from this node's gateway"
+	}
 }
 
 // Unwrap returns the cause.
