@@ -68,6 +68,9 @@ type Failure struct {
 }
 
 func (f *Failure) Error() string {
+	if f.Err == nil {
+		return "gateway token refused (" + f.Reason + "); " + hint(f.Reason)
+	}
 	return "gateway token refused (" + f.Reason + "): " + f.Err.Error() + "; " + hint(f.Reason)
 }
 
@@ -104,7 +107,8 @@ type IssuerOptions struct {
 	// DefaultLeeway. A negative value is refused.
 	Leeway time.Duration
 	// Revoked, when set, reports whether a token ID has been revoked. It
-	// is consulted only for tokens that are otherwise valid.
+	// is consulted only for tokens that are otherwise valid, and must be
+	// safe for concurrent use.
 	Revoked func(jti string) bool
 }
 

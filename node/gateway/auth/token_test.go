@@ -168,6 +168,14 @@ func TestParseRefusesHostileTokens(t *testing.T) {
 	}
 }
 
+func TestFailureMessage(t *testing.T) {
+	f := &Failure{Reason: ReasonExpired, Err: jwt.ErrTokenExpired}
+	require.Equal(t, "gateway token refused (expired): token is expired; get a new token from this node's gateway", f.Error())
+	require.ErrorIs(t, f, jwt.ErrTokenExpired)
+	require.Contains(t, (&Failure{Reason: ReasonTooLarge}).Error(), "Authorization: Bearer <token>")
+	require.Len(t, Reasons(), 10)
+}
+
 func TestMintParseRoundTrip(t *testing.T) {
 	revokedJTI := ""
 	iss := newIssuer(t, IssuerOptions{Revoked: func(jti string) bool { return jti == revokedJTI }})
