@@ -107,10 +107,12 @@ func (n *Node) dialResolved(ctx context.Context, want did.DID) (controlapi.Peer,
 	if len(r.Addrs) == 0 && !r.Connected {
 		return controlapi.Peer{}, &NoAddressError{DID: want, Peer: pid, Source: r.Source, DHT: r.DHT}
 	}
-	if e, ok := n.deps.blocks.list.Blocked(pid); ok {
-		return controlapi.Peer{}, &blocklist.BlockedError{Peer: pid, Entry: e}
-	}
 	if err := st.h.Connect(ctx, peer.AddrInfo{ID: pid, Addrs: st.h.Peerstore().Addrs(pid)}); err != nil {
+		// The gater refused it (and counted it): say it is blocked
+		// rather than that the network failed.
+		if e, ok := n.deps.blocks.list.Blocked(pid); ok {
+			return controlapi.Peer{}, &blocklist.BlockedError{Peer: pid, Entry: e}
+		}
 		return controlapi.Peer{}, n.dialFailed(&DialError{Peer: pid, Addr: want.String(), Via: want.String() + ", resolved from " + r.Source, Err: err})
 	}
 	return n.proveDID(ctx, st, pid, want, "its resolved address")
