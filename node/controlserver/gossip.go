@@ -56,7 +56,7 @@ func (s *server) gossipSubscribe(w http.ResponseWriter, r *http.Request) {
 				send(controlapi.GossipEvent{End: gossipEnd(sub.Err())})
 				return
 			}
-			if !send(controlapi.GossipEvent{Message: GossipMessage(m)}) {
+			if !send(controlapi.GossipEvent{Message: gossipMessage(m)}) {
 				return
 			}
 		}
@@ -73,8 +73,8 @@ func gossipEnd(err error) *controlapi.GossipEnd {
 	return &controlapi.GossipEnd{Reason: "error", Message: fmt.Sprintf("icnd ended the subscription: %v", err)}
 }
 
-// GossipMessage is a received message in its wire form.
-func GossipMessage(m *gossip.Message) *controlapi.GossipMessage {
+// gossipMessage is a received message in its wire form.
+func gossipMessage(m *gossip.Message) *controlapi.GossipMessage {
 	out := &controlapi.GossipMessage{ID: m.ID.String(), Topic: m.Topic, Author: m.Author.String(), Seq: m.Seq,
 		Time: m.Time().UTC(), Type: m.Type, Data: m.Payload, From: m.From.String(), Fetched: m.Fetched, Local: m.Local}
 	if (m.Type == gossip.TypeText || m.Type == gossip.TypeJSON) && utf8.Valid(m.Payload) {
