@@ -20,7 +20,7 @@ func FuzzParse(f *testing.F) {
 	_, err := rand.Read(secret)
 	require.NoError(f, err)
 	var revokedJTI string
-	iss, err := NewIssuer(secret, IssuerOptions{Revoked: func(jti string) bool { return jti == revokedJTI }})
+	iss, err := NewIssuer(secret, IssuerOptions{Revoked: func(c *Claims) bool { return c.ID == revokedJTI }})
 	require.NoError(f, err)
 
 	sub, _ := keyDID(f, 1)

@@ -106,10 +106,11 @@ type IssuerOptions struct {
 	// Leeway is the clock skew allowed on exp, nbf and iat; 0 means
 	// DefaultLeeway. A negative value is refused.
 	Leeway time.Duration
-	// Revoked, when set, reports whether a token ID has been revoked. It
-	// is consulted only for tokens that are otherwise valid, and must be
-	// safe for concurrent use.
-	Revoked func(jti string) bool
+	// Revoked, when set, reports whether a token has been revoked (by its
+	// ID, or by when it was issued). It is consulted only for tokens that
+	// are otherwise valid, gets their checked claims, and must be safe for
+	// concurrent use.
+	Revoked func(c *Claims) bool
 }
 
 // Issuer mints and checks gateway tokens with one HS256 secret. It is safe
@@ -117,7 +118,7 @@ type IssuerOptions struct {
 type Issuer struct {
 	secret  []byte
 	leeway  time.Duration
-	revoked func(jti string) bool
+	revoked func(c *Claims) bool
 }
 
 // NewIssuer returns an issuer for secret (copied). A secret shorter than
@@ -256,9 +257,6 @@ func (i *Issuer) Parse(authorizationHeader string, now time.Time) (*Claims, erro
 	if serr := ValidateScopes(wc.Scopes); serr != nil {
 		return nil, fail(ReasonClaims, serr)
 	}
-	if i.revoked != nil && i.revoked(wc.ID) {
-		return nil, fail(ReasonRevoked, fmt.Errorf("%w: jti %s", ErrRevoked, echo(wc.ID)))
-	}
 	c := &Claims{Subject: sub, ID: wc.ID, Scopes: wc.Scopes}
 	if wc.IssuedAt != nil {
 		c.IssuedAt = wc.IssuedAt.Time
@@ -267,6 +265,9 @@ func (i *Issuer) Parse(authorizationHeader string, now time.Time) (*Claims, erro
 		c.NotBefore = wc.NotBefore.Time
 	}
 	c.ExpiresAt = wc.ExpiresAt.Time // required by the parser
+	if i.revoked != nil && i.revoked(c) {
+		return nil, fail(ReasonRevoked, fmt.Errorf("%w: jti %s", ErrRevoked, echo(wc.ID)))
+	}
 	return c, nil
 }
 

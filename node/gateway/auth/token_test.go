@@ -147,7 +147,7 @@ func hostileTokens(t testing.TB) []hostileCase {
 	}
 }
 
-func revokedSet(jti string) bool { return jti == "revokedrevokedrevokedrevoked0000" }
+func revokedSet(c *Claims) bool { return c.ID == "revokedrevokedrevokedrevoked0000" }
 
 func TestParseRefusesHostileTokens(t *testing.T) {
 	iss := newIssuer(t, IssuerOptions{Revoked: revokedSet})
@@ -178,7 +178,7 @@ func TestFailureMessage(t *testing.T) {
 
 func TestMintParseRoundTrip(t *testing.T) {
 	revokedJTI := ""
-	iss := newIssuer(t, IssuerOptions{Revoked: func(jti string) bool { return jti == revokedJTI }})
+	iss := newIssuer(t, IssuerOptions{Revoked: func(c *Claims) bool { return c.ID == revokedJTI }})
 	sub, _ := keyDID(t, 1)
 	now := testNow.Add(500 * time.Millisecond)
 	tok, minted, err := iss.Mint(sub, MemberScopes(), time.Hour, now)
