@@ -179,6 +179,13 @@ func (n *Node) healthHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", health)
 	mux.HandleFunc("GET /ready", ready)
 	mux.HandleFunc("GET /readyz", ready)
+	gw := n.gateway
+	if gw == nil {
+		gw = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound, Message: "this node serves no Gateway API"})
+		})
+	}
+	mux.Handle("/v1/", gw)
 	return mux
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +56,12 @@ type Options struct {
 	// and internal/harness pass controlserver.New. Nil answers every
 	// request with 503 (a node embedded without a control API).
 	Control func(*Node) http.Handler
+	// Gateway builds the Gateway API's handler (/v1/ on the health
+	// listener) over the node: cmd/icnd passes gateway.Handler. It is
+	// called once New has built everything else; an error fails New. Nil
+	// answers /v1/ with 404. A handler that is an io.Closer is closed
+	// with the node.
+	Gateway func(*Node) (http.Handler, error)
 }
 
 // Node is a running ICN node.
@@ -77,6 +84,7 @@ type Node struct {
 	buildStack func(stackDeps, *did.Identity) (*netStack, error)
 
 	control   func(*Node) http.Handler
+	gateway   http.Handler
 	controlLn net.Listener
 	healthLn  net.Listener
 	metricsLn net.Listener
@@ -188,8 +196,17 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	n.stack.Store(st)
 	n.book.Put(opts.Identity.Binding)
+	if opts.Gateway != nil {
+		if n.gateway, err = opts.Gateway(n); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	return n, nil
 }
+
+// Registry is where the node's metrics are registered; front doors built
+// over the node (the gateway) register theirs there too.
+func (n *Node) Registry() prometheus.Registerer { return n.reg }
 
 func listenTCP(key, bind string, port int) (net.Listener, error) {
 	if port == 0 {
@@ -265,11 +282,14 @@ func (n *Node) Run(ctx context.Context) error {
 	parts := newPartTracker()
 	g, gctx := errgroup.WithContext(ctx)
 	servers := []*http.Server{}
-	serve := func(name string, ln net.Listener, h http.Handler) {
+	serve := func(name string, ln net.Listener, h http.Handler, tune func(*http.Server)) {
 		if ln == nil {
 			return
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+		if tune != nil {
+			tune(srv)
+		}
 		servers = append(servers, srv)
 		parts.add(name)
 		g.Go(func() error {
@@ -286,9 +306,19 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.control != nil {
 		control = n.control(n)
 	}
-	serve("control socket", n.controlLn, control)
-	serve("health", n.healthLn, n.healthHandler())
-	serve("metrics", n.metricsLn, n.metricsHandler())
+	serve("control socket", n.controlLn, control, nil)
+	serve("health", n.healthLn, n.healthHandler(), func(srv *http.Server) {
+		// The health listener may face the network (it serves the
+		// gateway): every phase of a request is bounded. Handlers that
+		// stream (gateway events) extend the write deadline per write, and
+		// end when the node stops.
+		srv.ReadTimeout = 30 * time.Second
+		srv.WriteTimeout = 30 * time.Second
+		srv.IdleTimeout = 2 * time.Minute
+		srv.MaxHeaderBytes = 64 << 10
+		srv.BaseContext = func(net.Listener) context.Context { return gctx }
+	})
+	serve("metrics", n.metricsLn, n.metricsHandler(), nil)
 	parts.add("network")
 	g.Go(func() error {
 		defer parts.done("network")
@@ -427,6 +457,11 @@ func (n *Node) Close() error {
 		}
 		if st := n.current(); st != nil {
 			errs = append(errs, st.close())
+		}
+		// The gateway's streams end with the network's subscriptions;
+		// closing it waits for them.
+		if c, ok := n.gateway.(io.Closer); ok {
+			errs = append(errs, c.Close())
 		}
 		if n.ledger != nil {
 			errs = append(errs, n.ledger.Close())

@@ -42,6 +42,7 @@ func Describe(err error) *controlapi.Error {
 		refused    *store.RefusedError
 		rule       *ledger.RuleError
 		tooLarge   *gossip.TooLargeError
+		envelope   *gossip.EnvelopeError
 		target     *blocklist.TargetError
 		duration   *blocklist.DurationError
 		reason     *blocklist.ReasonError
@@ -107,6 +108,15 @@ func Describe(err error) *controlapi.Error {
 		return set(http.StatusUnprocessableEntity, hint)
 	case errors.As(err, &rule):
 		return set(http.StatusUnprocessableEntity, "nothing was written")
+	case errors.Is(err, ledger.ErrMalformed):
+		return set(http.StatusBadRequest, "send the entry's canonical CBOR block (what ledger.Entry.Encode makes), or its JSON form; nothing was written")
+	case errors.Is(err, node.ErrEntryParents):
+		return set(http.StatusConflict, "build the entry on what GET /v1/ledger/next/{did} says (seq, prev, parents), or wait until this node has synced your earlier entries; nothing was written")
+	case errors.As(err, &envelope):
+		if envelope.Reason == gossip.ReasonReplay {
+			return set(http.StatusConflict, "nothing was published")
+		}
+		return set(http.StatusUnprocessableEntity, "nothing was published")
 	case errors.Is(err, did.ErrWrongPassphrase):
 		return set(http.StatusForbidden, "check ICN_KEYSTORE_PASSPHRASE (or the passphrase you typed); the keystore and the running node were not changed")
 	case errors.As(err, &tooLarge):

@@ -56,7 +56,7 @@ func (s *server) gossipSubscribe(w http.ResponseWriter, r *http.Request) {
 				send(controlapi.GossipEvent{End: gossipEnd(sub.Err())})
 				return
 			}
-			if !send(controlapi.GossipEvent{Message: gossipMessage(m)}) {
+			if !send(controlapi.GossipEvent{Message: GossipMessage(m)}) {
 				return
 			}
 		}
@@ -73,8 +73,9 @@ func gossipEnd(err error) *controlapi.GossipEnd {
 	return &controlapi.GossipEnd{Reason: "error", Message: fmt.Sprintf("icnd ended the subscription: %v", err)}
 }
 
-// gossipMessage is a received message in its wire form.
-func gossipMessage(m *gossip.Message) *controlapi.GossipMessage {
+// GossipMessage is a received message in the wire form of controlapi (the
+// control socket's stream and the gateway's events carry it).
+func GossipMessage(m *gossip.Message) *controlapi.GossipMessage {
 	out := &controlapi.GossipMessage{ID: m.ID.String(), Topic: m.Topic, Author: m.Author.String(), Seq: m.Seq,
 		Time: m.Time().UTC(), Type: m.Type, Data: m.Payload, From: m.From.String(), Fetched: m.Fetched, Local: m.Local}
 	if (m.Type == gossip.TypeText || m.Type == gossip.TypeJSON) && utf8.Valid(m.Payload) {

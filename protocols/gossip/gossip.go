@@ -798,6 +798,83 @@ func (s *Service) Publish(ctx context.Context, short, typ string, payload []byte
 	return p, err
 }
 
+// EnvelopeError says why PublishEnvelope refused an envelope signed by
+// someone else; nothing was published. Reason is one of the Reason
+// constants (malformed, unknown_type, bad_payload, bad_signature, replay,
+// stale, future, oversize).
+type EnvelopeError struct {
+	Reason string
+	Err    error
+}
+
+func (e *EnvelopeError) Error() string { return "envelope refused (" + e.Reason + "): " + e.Err.Error() }
+
+func (e *EnvelopeError) Unwrap() error { return e.Err }
+
+// PublishEnvelope publishes an envelope that its author signed elsewhere (a
+// member's wallet, through the gateway), joining the topic if needed. It
+// runs the checks a received envelope meets (decoding, payload type,
+// clock, the author's signature over this topic, the replay window) and
+// refuses with an *EnvelopeError what would not pass them, so what this
+// node relays is what its peers accept. Announces are refused.
+func (s *Service) PublishEnvelope(ctx context.Context, short string, raw []byte) (Published, error) {
+	if err := CheckTopic(short); err != nil {
+		return Published{}, err
+	}
+	refuse := func(reason string, err error) (Published, error) {
+		return Published{}, &EnvelopeError{Reason: reason, Err: err}
+	}
+	if len(raw) > s.cfg.MaxMessageSize {
+		return Published{}, &TooLargeError{Size: len(raw), Limit: s.cfg.MaxMessageSize}
+	}
+	env, err := decode(raw, s.cfg.MaxMessageSize, s.keys.author)
+	if err != nil {
+		return refuse(ReasonMalformed, err)
+	}
+	if env.Type == TypeAnnounce {
+		return refuse(ReasonUnknownType, fmt.Errorf("payload type %s is reserved for the node's own announces", TypeAnnounce))
+	}
+	if err := s.types.check(env.Type, env.Payload); err != nil {
+		if errors.Is(err, errUnknownType) {
+			return refuse(ReasonUnknownType, fmt.Errorf("unknown payload type %q (known: %s)", env.Type, s.types.names()))
+		}
+		return refuse(ReasonBadPayload, err)
+	}
+	now := s.cfg.Now()
+	if ts := int64(env.Timestamp); ts > now.UnixMilli()+s.cfg.ClockSkew.Milliseconds() {
+		return refuse(ReasonFuture, fmt.Errorf("timestamp %s is more than %s ahead of this node's clock", env.Time().UTC().Format(time.RFC3339), s.cfg.ClockSkew))
+	} else if ts < now.UnixMilli()-s.cfg.MaxAge.Milliseconds() {
+		return refuse(ReasonStale, fmt.Errorf("timestamp %s is more than %s old", env.Time().UTC().Format(time.RFC3339), s.cfg.MaxAge))
+	}
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return Published{}, fmt.Errorf("gossip not started: %w", ctx.Err())
+	}
+	s.mu.Lock()
+	tp, err := s.joinLocked(short)
+	s.mu.Unlock()
+	if err != nil {
+		return Published{}, err
+	}
+	if tp.t == nil {
+		return Published{}, ErrStopped
+	}
+	if err := env.Verify(tp.wire); err != nil {
+		return refuse(ReasonBadSignature, err)
+	}
+	id := IDOf(raw)
+	if v := s.mem.window.check(env.Author, env.Seq, env.Timestamp, id, now); v != fresh {
+		return refuse(ReasonReplay, fmt.Errorf("seq %d of %s was already used, or is too old: use a larger seq (the time in microseconds is a good one)", env.Seq, env.Author))
+	}
+	msg := &Message{ID: id, Topic: tp.short, Envelope: *env, From: s.h.ID(), ReceivedFrom: s.h.ID(), Local: true, sigChecked: true}
+	if err := tp.t.Publish(ctx, append([]byte{}, raw...), pubsub.WithValidatorData(msg)); err != nil {
+		return Published{}, fmt.Errorf("publish on %s: %w", tp.wire, err)
+	}
+	s.m.published.Inc()
+	return Published{ID: id, Topic: tp.short, Seq: env.Seq, Peers: len(tp.t.ListPeers())}, nil
+}
+
 func (s *Service) publish(ctx context.Context, tp *topic, typ string, payload []byte) (Published, error) {
 	now := s.cfg.Now()
 	env := &Envelope{Author: s.id.DID, Seq: s.mem.nextSeq(now), Timestamp: uint64(now.UnixMilli()), Type: typ,
