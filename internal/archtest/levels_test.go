@@ -41,6 +41,7 @@ var levels = []struct {
 	{8, "internal/ledgertest"},
 	{8, "internal/harness"},
 	{9, "cmd"},
+	{9, "examples"},
 	{9, "internal/e2e"},
 	{9, "internal/archtest"},
 }
