@@ -31,6 +31,7 @@ var levels = []struct {
 	{5, "node/limits"},
 	{5, "node/blocklist"},
 	{5, "node/gateway/auth"},
+	{5, "node/revocation"},
 	{5, "internal/logging"},
 	{5, "configs"},
 	{6, "node"},
