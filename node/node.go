@@ -55,6 +55,11 @@ type Options struct {
 	// and internal/harness pass controlserver.New. Nil answers every
 	// request with 503 (a node embedded without a control API).
 	Control func(*Node) http.Handler
+	// GatewaySecret is the Gateway API's token secret
+	// (config.LoadGatewaySecret), at least auth.MinSecretBytes; nil means
+	// none, and the gateway is off. With Config.Gateway.Enabled false, or
+	// health_port 0, it is off even with a secret.
+	GatewaySecret []byte
 }
 
 // Node is a running ICN node.
@@ -85,6 +90,12 @@ type Node struct {
 	ledger *store.Store
 	// onPublish, when set, is told about every entry this node writes.
 	onPublish func(cid.Cid)
+
+	// gw is the gateway's token issuer and records; nil when the gateway
+	// is off, because of the setting gwOffKey, as gwOff says.
+	gw       *gatewayTokens
+	gwOffKey string
+	gwOff    string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -160,6 +171,9 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
 	if n.deps.blocks, err = n.openBlocks(ctx, opts.Identity.DID); err != nil {
 		return nil, fmt.Errorf("blocklist: %w", err)
+	}
+	if err := n.openGateway(ctx, opts.GatewaySecret); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
