@@ -179,7 +179,7 @@ func (n *Node) healthHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", health)
 	mux.HandleFunc("GET /ready", ready)
 	mux.HandleFunc("GET /readyz", ready)
-	gw := n.gateway
+	gw := n.gatewayAPI
 	if gw == nil {
 		gw = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound, Message: "this node serves no Gateway API"})

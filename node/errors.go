@@ -52,6 +52,10 @@ const (
 	ArgType           Arg = "type"            // a gossip payload type
 	ArgArchive        Arg = "archive"         // a CAR archive sent for import
 	ArgDuration       Arg = "duration"        // how long a block lasts
+	ArgScope          Arg = "scope"           // a gateway token's scope
+	ArgTTL            Arg = "ttl"             // how long a gateway token lasts
+	ArgSubject        Arg = "subject"         // the DID a gateway token speaks for
+	ArgJTI            Arg = "jti"             // a gateway token's ID, or --all
 )
 
 // ArgError means an argument cannot be used as given. Its message is the
@@ -189,3 +193,22 @@ func (e *CurrencyExistsError) Error() string {
 type TopicNotJoinedError struct{ Topic string }
 
 func (e *TopicNotJoinedError) Error() string { return fmt.Sprintf("topic %q is not joined", e.Topic) }
+
+// GatewayOffError means this node serves no Gateway API, so it has no
+// tokens to mint or revoke. Key is the setting that keeps it off
+// (gateway.enabled, gateway.jwt_secret_file when there is no secret, or
+// observability.health_port) and Why says how.
+type GatewayOffError struct {
+	Key string
+	Why string
+}
+
+func (e *GatewayOffError) Error() string { return "the Gateway API is off: " + e.Why }
+
+// UnknownTokenError means no live gateway token has the ID: this node did
+// not issue it, or it has expired (and is refused anyway).
+type UnknownTokenError struct{ JTI string }
+
+func (e *UnknownTokenError) Error() string {
+	return fmt.Sprintf("no unexpired gateway token with jti %s was issued by this node", e.JTI)
+}

@@ -62,6 +62,11 @@ type Options struct {
 	// answers /v1/ with 404. A handler that is an io.Closer is closed
 	// with the node.
 	Gateway func(*Node) (http.Handler, error)
+	// GatewaySecret is the Gateway API's token secret
+	// (config.LoadGatewaySecret), at least auth.MinSecretBytes; nil means
+	// none, and the gateway is off. With Config.Gateway.Enabled false, or
+	// health_port 0, it is off even with a secret.
+	GatewaySecret []byte
 }
 
 // Node is a running ICN node.
@@ -83,16 +88,22 @@ type Node struct {
 	// buildStack is newStack; tests replace it to make a rebuild fail.
 	buildStack func(stackDeps, *did.Identity) (*netStack, error)
 
-	control   func(*Node) http.Handler
-	gateway   http.Handler
-	controlLn net.Listener
-	healthLn  net.Listener
-	metricsLn net.Listener
+	control    func(*Node) http.Handler
+	gatewayAPI http.Handler
+	controlLn  net.Listener
+	healthLn   net.Listener
+	metricsLn  net.Listener
 
 	// ledger is the durable ledger; it outlives key rotations.
 	ledger *store.Store
 	// onPublish, when set, is told about every entry this node writes.
 	onPublish func(cid.Cid)
+
+	// gw is the gateway's token issuer and records; nil when the gateway
+	// is off, because of the setting gwOffKey, as gwOff says.
+	gw       *gatewayTokens
+	gwOffKey string
+	gwOff    string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -169,6 +180,9 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if n.deps.blocks, err = n.openBlocks(ctx, opts.Identity.DID); err != nil {
 		return nil, fmt.Errorf("blocklist: %w", err)
 	}
+	if err := n.openGateway(ctx, opts.GatewaySecret); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
 	}
@@ -197,7 +211,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	n.stack.Store(st)
 	n.book.Put(opts.Identity.Binding)
 	if opts.Gateway != nil {
-		if n.gateway, err = opts.Gateway(n); err != nil {
+		if n.gatewayAPI, err = opts.Gateway(n); err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 	}
@@ -460,7 +474,7 @@ func (n *Node) Close() error {
 		}
 		// The gateway's streams end with the network's subscriptions;
 		// closing it waits for them.
-		if c, ok := n.gateway.(io.Closer); ok {
+		if c, ok := n.gatewayAPI.(io.Closer); ok {
 			errs = append(errs, c.Close())
 		}
 		if n.ledger != nil {

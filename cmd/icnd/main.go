@@ -27,6 +27,7 @@ import (
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlserver"
+	"github.com/intercooperative/icn/node/gateway"
 )
 
 func main() {
@@ -83,8 +84,45 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadConfig applies defaults < file < flags and resolves the data dir.
-func loadConfig(f flags) (config.Config, error) {
+// gatewaySecret is the Gateway API's token secret and where it came from
+// (config.GatewaySecretEnv or a file's path); both empty when none is
+// configured.
+type gatewaySecret struct {
+	secret []byte
+	source string
+}
+
+// loadConfig applies defaults < file < flags, resolves the data dir and
+// loads the gateway secret.
+func loadConfig(f flags) (config.Config, gatewaySecret, error) {
+	cfg, err := loadConfigFile(f)
+	if err != nil {
+		return cfg, gatewaySecret{}, err
+	}
+	// Loaded here, for --check-config and a start alike, so both refuse an
+	// unreadable file or a short secret with the same words; checked even
+	// with the gateway turned off, so turning it on later holds no surprise.
+	secret, source, err := config.LoadGatewaySecret(cfg.Gateway, os.Getenv, os.ReadFile)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) && f.config != "" {
+			return cfg, gatewaySecret{}, fmt.Errorf("config %s: %w", f.config, err)
+		}
+		return cfg, gatewaySecret{}, err
+	}
+	return cfg, gatewaySecret{secret: secret, source: source}, nil
+}
+
+// gatewayLine says, for --check-config, whether the gateway will be served
+// and where its secret comes from; never the secret.
+func gatewayLine(cfg config.Config, gs gatewaySecret) string {
+	if _, why := cfg.GatewayOff(gs.secret != nil); why != "" {
+		return "# gateway: off: " + why
+	}
+	return "# gateway: on, under /v1/ on the health listener; secret from " + gs.source
+}
+
+func loadConfigFile(f flags) (config.Config, error) {
 	cfg := config.Default()
 	var err error
 	switch {
@@ -132,7 +170,7 @@ func flagName(key string) string {
 }
 
 func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(f)
+	cfg, gs, err := loadConfig(f)
 	if f.checkConfig {
 		if err != nil {
 			return fmt.Errorf("config is not valid: %w", err)
@@ -142,6 +180,7 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, "# effective configuration (defaults < config file < flags); valid")
+		fmt.Fprintln(stdout, gatewayLine(cfg, gs))
 		_, err = stdout.Write(out)
 		return err
 	}
@@ -174,7 +213,8 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n, err := node.New(ctx, node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Control: controlserver.Handler(log)})
+	n, err := node.New(ctx, node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Control: controlserver.Handler(log),
+		GatewaySecret: gs.secret, Gateway: gateway.Handler(log)})
 	if err != nil {
 		return err
 	}

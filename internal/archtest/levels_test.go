@@ -33,6 +33,7 @@ var levels = []struct {
 	{5, "node/gateway/auth"},
 	{5, "node/gateway/client"},
 	{5, "node/gatewayapi"},
+	{5, "node/revocation"},
 	{5, "internal/logging"},
 	{5, "configs"},
 	{6, "node"},

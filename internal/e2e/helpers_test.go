@@ -62,11 +62,13 @@ func tempDir(t *testing.T) string {
 	return dir
 }
 
-// baseEnv is the process environment without any passphrase variable.
+// baseEnv is the process environment without any passphrase variable or
+// gateway secret.
 func baseEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "ICN_KEYSTORE_PASSPHRASE=") || strings.HasPrefix(kv, "ICN_PASSPHRASE=") {
+		if strings.HasPrefix(kv, "ICN_KEYSTORE_PASSPHRASE=") || strings.HasPrefix(kv, "ICN_PASSPHRASE=") ||
+			strings.HasPrefix(kv, "ICN_GATEWAY_JWT_SECRET=") {
 			continue
 		}
 		env = append(env, kv)
@@ -188,7 +190,13 @@ type syncBuffer = testutil.LogBuffer
 // control socket answers when the health port is off).
 func startDaemon(t *testing.T, dataDir, cfgPath string, p ports) *daemon {
 	t.Helper()
-	d := spawn(t, withPass(passphrase), nil, "--data-dir", dataDir, "--config", cfgPath)
+	return startDaemonEnv(t, withPass(passphrase), dataDir, cfgPath, p)
+}
+
+// startDaemonEnv is startDaemon with the environment env.
+func startDaemonEnv(t *testing.T, env []string, dataDir, cfgPath string, p ports) *daemon {
+	t.Helper()
+	d := spawn(t, env, nil, "--data-dir", dataDir, "--config", cfgPath)
 	d.dataDir, d.ports = dataDir, p
 	require.Eventually(t, func() bool {
 		select {

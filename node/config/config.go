@@ -29,6 +29,7 @@ type Config struct {
 	RateLimiting  RateLimiting  `toml:"rate_limiting"`
 	Gossip        Gossip        `toml:"gossip"`
 	Observability Observability `toml:"observability"`
+	Gateway       Gateway       `toml:"gateway"`
 }
 
 // Network configures the libp2p host.
@@ -182,6 +183,7 @@ func Default() Config {
 			LogLevel:    DefaultLogLevel,
 			LogFormat:   DefaultLogFormat,
 		},
+		Gateway: DefaultGateway(),
 	}
 }
 
@@ -305,7 +307,7 @@ func (c Config) Validate() error {
 	default:
 		return &Error{Key: "observability.log_format", Reason: fmt.Sprintf("%q is not one of text, json", c.Observability.LogFormat)}
 	}
-	return nil
+	return c.Gateway.validate()
 }
 
 // maxMB is the largest MiB count whose bytes fit in an int64.

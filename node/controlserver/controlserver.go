@@ -63,6 +63,9 @@ type Node interface {
 	GossipLeave(topic string) error
 	GossipSubscribe(topic string) (*gossip.Subscription, error)
 	GossipWireTopic(topic string) string
+
+	MintGatewayToken(ctx context.Context, req controlapi.GatewayTokenRequest) (controlapi.GatewayToken, error)
+	RevokeGatewayTokens(ctx context.Context, req controlapi.GatewayRevokeRequest) (controlapi.GatewayRevokeResult, error)
 }
 
 var _ Node = (*node.Node)(nil)
@@ -183,6 +186,9 @@ func New(n Node, log *slog.Logger) http.Handler {
 		return map[string]string{"left": req.Topic}, nil
 	})
 	mux.HandleFunc("GET "+controlapi.RouteGossipSubscribe, s.gossipSubscribe)
+
+	handle("POST "+controlapi.RouteGatewayToken, call(n.MintGatewayToken))
+	handle("POST "+controlapi.RouteGatewayRevoke, call(n.RevokeGatewayTokens))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound,

@@ -12,7 +12,9 @@ import (
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/blocklist"
+	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/node/gateway/auth"
 	"github.com/intercooperative/icn/protocols/gossip"
 )
 
@@ -47,6 +49,8 @@ func Describe(err error) *controlapi.Error {
 		duration   *blocklist.DurationError
 		reason     *blocklist.ReasonError
 		blocked    *blocklist.BlockedError
+		gwOff      *node.GatewayOffError
+		noToken    *node.UnknownTokenError
 	)
 	switch {
 	case errors.As(err, &ce):
@@ -139,6 +143,10 @@ func Describe(err error) *controlapi.Error {
 		return set(http.StatusConflict, fmt.Sprintf("`icnctl network unblock %s` lifts the block", blocked.Entry.Target))
 	case errors.Is(err, blocklist.ErrNotBlocked):
 		return set(http.StatusNotFound, "`icnctl network blocked` lists them")
+	case errors.As(err, &gwOff):
+		return set(http.StatusConflict, gatewayOffHint(gwOff))
+	case errors.As(err, &noToken):
+		return set(http.StatusNotFound, "check the jti (`icnctl gateway token` prints it when it mints); `icnctl gateway revoke --all` revokes every token")
 	case errors.Is(err, context.DeadlineExceeded):
 		return set(http.StatusGatewayTimeout, "")
 	}
@@ -182,8 +190,28 @@ func argHint(e *node.ArgError) string {
 		return durationHint
 	case node.ArgArchive:
 		return "icnctl ledger restore reads files written by icnctl ledger backup"
+	case node.ArgScope:
+		return "the scopes are " + strings.Join(auth.AllScopes(), ", ") + " (admin implies every other)"
+	case node.ArgTTL:
+		return "--ttl takes a duration from 1s to 720h (30 days), such as 15m, 24h or 168h; leave it out for gateway.token_ttl"
+	case node.ArgSubject:
+		return "the subject is a DID like did:icn:z…; leave it out for the node's own DID"
+	case node.ArgJTI:
+		return "give the jti `icnctl gateway token` printed (32 hex digits), or --all to revoke every token issued so far"
 	}
 	return ""
+}
+
+// gatewayOffHint says how to turn the gateway on.
+func gatewayOffHint(e *node.GatewayOffError) string {
+	const secret = "a secret of at least 32 bytes in " + config.GatewaySecretEnv + " or in the file [gateway] jwt_secret_file names (make one with `openssl rand -hex 32`)"
+	switch e.Key {
+	case "gateway.enabled":
+		return "set [gateway] enabled = true in icnd's config (with " + secret + "), and restart icnd"
+	case "observability.health_port":
+		return "the gateway is served on the health listener: set observability.health_port to a port (not 0), and restart icnd"
+	}
+	return "give icnd " + secret + ", keep observability.health_port above 0, and restart icnd"
 }
 
 const durationHint = "--for takes a positive duration such as 30m, 24h or 168h; leave it out to block until `icnctl network unblock`"

@@ -119,6 +119,10 @@ type Options struct {
 	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Mint issues the token of a member who passed the challenge; the
+	// node's MintGatewayToken records it so it can be revoked by jti. Nil
+	// means Issuer.Mint (such tokens are revocable only by revoking all).
+	Mint func(ctx context.Context, sub did.DID, scopes []string, ttl time.Duration) (gatewayapi.Token, error)
 }
 
 // Server is the gateway's http.Handler. Close ends its SSE subscriptions.
@@ -129,6 +133,7 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	challenges *auth.Challenges
+	mint       func(ctx context.Context, sub did.DID, scopes []string, ttl time.Duration) (gatewayapi.Token, error)
 	limiter    *ipLimiter
 	m          *metrics
 	sec        *securityLog
@@ -178,6 +183,15 @@ func New(opts Options) (*Server, error) {
 	s := &Server{n: opts.Node, issuer: opts.Issuer, cfg: cfg, log: log.With("component", "gateway"), now: now,
 		challenges: ch, limiter: newIPLimiter(cfg.AuthRate, cfg.AuthBurst), streams: map[string]int{}}
 	s.sec = newSecurityLog(s.log)
+	if s.mint = opts.Mint; s.mint == nil {
+		s.mint = func(_ context.Context, sub did.DID, scopes []string, ttl time.Duration) (gatewayapi.Token, error) {
+			tok, c, err := s.issuer.Mint(sub, scopes, ttl, s.now())
+			if err != nil {
+				return gatewayapi.Token{}, err
+			}
+			return tokenOf(tok, c), nil
+		}
+	}
 	s.routes = s.table()
 	if s.m, err = newMetrics(opts.Registry, s.routes); err != nil {
 		return nil, fmt.Errorf("gateway metrics: %w", err)
