@@ -111,11 +111,25 @@ func TestGatewayMemberPaysAcrossNodes(t *testing.T) {
 		}
 	}, time.Minute, 10*time.Millisecond, "B's event stream never carried A's message")
 
+	// The operator revokes alice's token by its jti: her next request is
+	// refused as revoked, and a fresh sign-in works again.
+	ok(t, dirA, "gateway", "revoke", tokA.JTI)
+	_, err = gwA.Status(ctx)
+	var ge *client.Error
+	require.True(t, errors.As(err, &ge), "%v", err)
+	require.Equal(t, http.StatusUnauthorized, ge.Status)
+	require.Contains(t, ge.Message, "revoked")
+	_, err = gwA.Login(ctx, alice.did, alice.key)
+	require.NoError(t, err)
+	_, err = gwA.Status(ctx)
+	require.NoError(t, err)
+
 	_, metrics := b.get("/metrics")
 	requireMetric(t, metrics, `icn_gateway_requests_total{code="200",route="GET /v1/ledger/balances/{did}"}`)
 	_, metrics = a.get("/metrics")
 	requireMetric(t, metrics, `icn_gateway_requests_total{code="201",route="POST /v1/ledger/entries"}`)
-	requireMetric(t, metrics, `icn_gateway_auth_failures_total{reason="expired"} 0`)
+	requireMetric(t, metrics, `icn_gateway_auth_failures_total{reason="revoked"} 1`)
+	require.Contains(t, a.logs.String(), "SECURITY gateway request refused")
 }
 
 // Without a secret, /v1/ answers 404 with a JSON error saying how to turn
