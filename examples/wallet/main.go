@@ -9,6 +9,7 @@
 //	wallet -key alice.key keygen
 //	wallet -key alice.key did
 //	wallet -key alice.key sign TEXT            # base64 signature, for curl
+//	wallet -key alice.key sign-bytes BASE64    # the same over decoded bytes
 //	wallet -key alice.key -gateway URL pay TO UNITS SYMBOL ISSUER [MEMO]
 //	wallet -key alice.key -gateway URL balance SYMBOL
 //	wallet -key alice.key -gateway URL watch SYMBOL
@@ -50,7 +51,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	if fl.NArg() == 0 {
-		return errors.New("give a command: keygen, did, sign, pay, balance or watch")
+		return errors.New("give a command: keygen, did, sign, sign-bytes, pay, balance or watch")
 	}
 	cmd, rest := fl.Arg(0), fl.Args()[1:]
 	if cmd == "keygen" {
@@ -69,6 +70,16 @@ func run(args []string, out io.Writer) error {
 			return errors.New("usage: sign TEXT")
 		}
 		fmt.Fprintln(out, base64.StdEncoding.EncodeToString(ed25519.Sign(key, []byte(rest[0]))))
+		return nil
+	case "sign-bytes":
+		if len(rest) != 1 {
+			return errors.New("usage: sign-bytes BASE64")
+		}
+		msg, err := base64.StdEncoding.DecodeString(rest[0])
+		if err != nil {
+			return fmt.Errorf("not base64: %w", err)
+		}
+		fmt.Fprintln(out, base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg)))
 		return nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

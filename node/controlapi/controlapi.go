@@ -300,6 +300,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // an API, not a web page: <token> stays readable
 	_ = enc.Encode(v)
 }
 

@@ -398,7 +398,8 @@ func decode[T any](r *http.Request) (T, error) {
 	var v T
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return v, &controlapi.Error{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("content type %s is not application/json", echo(ct))}
+			return v, &controlapi.Error{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("content type %s is not application/json", echo(ct)),
+				Hint: "send the header Content-Type: application/json (curl: -H 'Content-Type: application/json')"}
 		}
 	}
 	dec := json.NewDecoder(r.Body)
