@@ -807,7 +807,9 @@ type EnvelopeError struct {
 	Err    error
 }
 
-func (e *EnvelopeError) Error() string { return "envelope refused (" + e.Reason + "): " + e.Err.Error() }
+func (e *EnvelopeError) Error() string {
+	return "envelope refused (" + e.Reason + "): " + e.Err.Error()
+}
 
 func (e *EnvelopeError) Unwrap() error { return e.Err }
 
