@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -291,5 +290,3 @@ func TestCORS(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
 }
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
