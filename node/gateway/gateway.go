@@ -447,10 +447,12 @@ func remoteIP(r *http.Request) string {
 // echo bounds client-supplied text quoted back in errors and logs.
 func echo(s string) string {
 	const max = 80
+	cut := ""
 	if len(s) > max {
-		s = s[:max] + "…"
+		s, cut = s[:max], "…"
 	}
-	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+	q := strconv.Quote(s) // escapes control characters and broken UTF-8
+	return q[1:len(q)-1] + cut
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request, _ *auth.Claims) (any, int, error) {
