@@ -140,6 +140,9 @@ type Server struct {
 	mux        *http.ServeMux
 	routes     []Route
 	hubs       *hubs
+	// keys caches the members' keys already checked, for decoding the
+	// entries they submit (bounded by ledger.KeyCache).
+	keys ledger.KeyCache
 
 	streamsMu sync.Mutex
 	streams   map[string]int // open SSE streams per jti
