@@ -40,7 +40,7 @@ func (n *Node) NextEntry(author did.DID) (seq uint64, prev cid.Cid, parents []ci
 // stores it durably, and pushes it to peers. A block already held is not
 // an error: dup is true and the stored entry is returned.
 func (n *Node) SubmitEntry(ctx context.Context, block []byte) (out controlapi.Entry, dup bool, err error) {
-	v, err := ledger.Verify(block, cid.Undef)
+	v, err := n.ledger.VerifyBlock(block) // with the store's key cache
 	if err != nil {
 		return controlapi.Entry{}, false, err
 	}
