@@ -30,6 +30,7 @@ type Config struct {
 	Gossip        Gossip        `toml:"gossip"`
 	Observability Observability `toml:"observability"`
 	Gateway       Gateway       `toml:"gateway"`
+	Trust         Trust         `toml:"trust"`
 }
 
 // Network configures the libp2p host.
@@ -58,6 +59,10 @@ type Network struct {
 	// NetworkID namespaces gossip topics (icn/<network_id>/<topic>), so two
 	// ICN networks on one LAN never mix their messages.
 	NetworkID string `toml:"network_id"`
+	// MinTrustThreshold is the reference implementation's key: in trusted
+	// mode, the lowest trust score (0..1) allowed to stay connected. 0
+	// (the default) leaves it to trust.min_connect_class.
+	MinTrustThreshold float64 `toml:"min_trust_threshold"`
 }
 
 // RateLimiting is the per-peer token bucket applied to gossip messages.
@@ -184,6 +189,7 @@ func Default() Config {
 			LogFormat:   DefaultLogFormat,
 		},
 		Gateway: DefaultGateway(),
+		Trust:   DefaultTrust(),
 	}
 }
 
@@ -307,7 +313,10 @@ func (c Config) Validate() error {
 	default:
 		return &Error{Key: "observability.log_format", Reason: fmt.Sprintf("%q is not one of text, json", c.Observability.LogFormat)}
 	}
-	return c.Gateway.validate()
+	if err := c.Gateway.validate(); err != nil {
+		return err
+	}
+	return c.Trust.validate(c.Network.MinTrustThreshold)
 }
 
 // maxMB is the largest MiB count whose bytes fit in an int64.
