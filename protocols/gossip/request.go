@@ -209,9 +209,11 @@ func (s *Service) request(ctx context.Context, p peer.ID, wire string, keys [][]
 	if err := writeFrame(st, encodeRequest(wire, keys)); err != nil {
 		return nil, fmt.Errorf("send request: %w", err)
 	}
-	if err := st.CloseWrite(); err != nil {
-		return nil, err
-	}
+	// The request is written in full. A responder that has read it may
+	// already have closed its read side, which makes CloseWrite fail with
+	// "close called for canceled stream": that is no failure (identity and
+	// ledgersync ignore it too); a broken stream fails the read below.
+	_ = st.CloseWrite()
 	br := bufio.NewReader(st)
 	var out [][]byte
 	reserved := 0
