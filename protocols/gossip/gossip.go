@@ -175,6 +175,14 @@ type Deps struct {
 	// AppScore is the peer score's application-specific term (P5), for
 	// example (*Penalties).AppScore; nil means 0.
 	AppScore func(peer.ID) float64
+	// Tier, when set, gives each peer its own rate limit (the node tiers
+	// it by trust class) instead of Config's RateLimit and RateBurst.
+	Tier func(peer.ID) Tier
+	// AllowAuthor, when set, is asked about the author of every envelope
+	// received that passed the other checks: false ignores the envelope
+	// (not delivered, not relayed, no penalty: the node's trust policy
+	// does not admit its author). Counted as ReasonUntrusted.
+	AllowAuthor func(did.DID) bool
 }
 
 // Message is an accepted envelope as delivered to subscribers. Subscribers
@@ -228,6 +236,8 @@ type Service struct {
 	mesh     *meshTracer
 	scores   atomic.Pointer[map[peer.ID]float64]
 	limiter  *peerLimiter
+	// allowAuthor is Deps.AllowAuthor.
+	allowAuthor func(did.DID) bool
 	requests *peerLimiter
 	fetchQ   chan fetchJob
 	// rateReports and rejectReports name misbehaving peers in the log.
@@ -286,7 +296,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		appScore:      deps.AppScore,
 		types:         tys,
 		keys:          newKeyCache(),
-		limiter:       newPeerLimiter(cfg.RateLimit, cfg.RateBurst, limiterPeers, limiterIdle),
+		limiter:       newTieredLimiter(cfg.RateLimit, cfg.RateBurst, deps.Tier),
+		allowAuthor:   deps.AllowAuthor,
 		requests:      newPeerLimiter(requestRate, requestBurst, limiterPeers, limiterIdle),
 		fetchQ:        make(chan fetchJob, fetchQueue),
 		rateReports:   newPeerReporter(kindRateLimited, cfg.ReportInterval, reportPeers),
@@ -912,8 +923,11 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 		now := s.cfg.Now()
 		s.m.received.Inc()
 		s.m.networkReceived.Inc()
-		if !s.limiter.allow(src, now) {
+		if ok, class := s.limiter.allow(src, now); !ok {
 			s.m.reject(ReasonRateLimited)
+			if class != "" {
+				s.m.rateLimitByClass(class)
+			}
 			s.noteRateLimited(src, tp.short, RateLimitMessages, now)
 			return pubsub.ValidationIgnore
 		}
@@ -977,6 +991,9 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 	}
 	if s.bindingMismatch(from, env.Author) {
 		return reject(ReasonBindingMismatch)
+	}
+	if s.allowAuthor != nil && !s.allowAuthor(env.Author) {
+		return ignore(ReasonUntrusted)
 	}
 	if env.Type == TypeAnnounce {
 		if fetched {

@@ -16,22 +16,48 @@ type peerLimiter struct {
 	burst int
 	max   int
 	idle  time.Duration
+	// tier, when set, gives each peer its own bucket (by trust class); it
+	// is asked again at most every tierRefresh per peer.
+	tier func(peer.ID) Tier
 
 	mu    sync.Mutex
 	peers map[peer.ID]*limEntry
 }
 
 type limEntry struct {
-	lim  *rate.Limiter
-	last time.Time
+	lim    *rate.Limiter
+	last   time.Time
+	class  string
+	tierAt time.Time
+}
+
+// Tier is one peer's rate limit: its class's name (a metric label) and
+// bucket.
+type Tier struct {
+	Class string
+	Rate  float64
+	Burst int
+}
+
+// tierRefresh is how long a peer's tier is used before it is asked again,
+// so a change of class takes effect within it without a lookup per message.
+const tierRefresh = 2 * time.Second
+
+// newTieredLimiter is the message limiter: tier, when set, decides each
+// peer's bucket.
+func newTieredLimiter(perSecond float64, burst int, tier func(peer.ID) Tier) *peerLimiter {
+	l := newPeerLimiter(perSecond, burst, limiterPeers, limiterIdle)
+	l.tier = tier
+	return l
 }
 
 func newPeerLimiter(perSecond float64, burst, max int, idle time.Duration) *peerLimiter {
 	return &peerLimiter{limit: rate.Limit(perSecond), burst: burst, max: max, idle: idle, peers: map[peer.ID]*limEntry{}}
 }
 
-// allow takes one token from p's bucket and reports whether there was one.
-func (l *peerLimiter) allow(p peer.ID, now time.Time) bool {
+// allow takes one token from p's bucket and reports whether there was one,
+// and the class p was limited as ("" without tiers).
+func (l *peerLimiter) allow(p peer.ID, now time.Time) (bool, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.peers[p]
@@ -42,11 +68,27 @@ func (l *peerLimiter) allow(p peer.ID, now time.Time) bool {
 		if len(l.peers) >= l.max {
 			l.evictLocked()
 		}
-		e = &limEntry{lim: rate.NewLimiter(l.limit, l.burst)}
+		if l.tier != nil {
+			// A new peer starts with its tier's full bucket.
+			t := l.tier(p)
+			e = &limEntry{lim: rate.NewLimiter(rate.Limit(t.Rate), t.Burst), class: t.Class, tierAt: now}
+		} else {
+			e = &limEntry{lim: rate.NewLimiter(l.limit, l.burst)}
+		}
 		l.peers[p] = e
 	}
+	if l.tier != nil && (now.Sub(e.tierAt) >= tierRefresh || now.Before(e.tierAt)) {
+		t := l.tier(p)
+		e.tierAt, e.class = now, t.Class
+		if rate.Limit(t.Rate) != e.lim.Limit() {
+			e.lim.SetLimitAt(now, rate.Limit(t.Rate))
+		}
+		if t.Burst != e.lim.Burst() {
+			e.lim.SetBurstAt(now, t.Burst)
+		}
+	}
 	e.last = now
-	return e.lim.AllowN(now, 1)
+	return e.lim.AllowN(now, 1), e.class
 }
 
 func (l *peerLimiter) evictLocked() {
@@ -81,3 +123,6 @@ func (l *peerLimiter) size() int {
 	defer l.mu.Unlock()
 	return len(l.peers)
 }
+
+// allowed is allow's verdict alone.
+func allowed(ok bool, _ string) bool { return ok }

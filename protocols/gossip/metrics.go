@@ -19,6 +19,7 @@ const (
 	ReasonReplay          = "replay"           // (R) seq already used, or an envelope seen before sent again later
 	ReasonStale           = "stale"            // timestamp older than gossip.max_age
 	ReasonFuture          = "future"           // timestamp further ahead than gossip.clock_skew
+	ReasonUntrusted       = "untrusted"        // author below the trust policy's gossip class (trusted mode); ignored, no penalty
 )
 
 // Reasons a peer's traffic is rate limited: the values of the reason label
@@ -67,6 +68,8 @@ type Metrics struct {
 	rateLimited     prometheus.Counter
 	// rateLimitedBy is icn_network_messages_rate_limited_by_topic_total.
 	rateLimitedBy *prometheus.CounterVec
+	// rateLimitedClass is icn_network_messages_rate_limited_by_class_total.
+	rateLimitedClass *prometheus.CounterVec
 }
 
 // NewMetrics registers the gossip series on reg. networkReceived and
@@ -129,18 +132,25 @@ func NewMetrics(reg prometheus.Registerer, networkReceived, rateLimited promethe
 			Name: "icn_network_messages_rate_limited_by_topic_total",
 			Help: "Gossip traffic from peers dropped by a per-peer rate limiter, by topic (a joined topic, or \"other\") and reason: messages (the [rate_limiting] bucket; the same events as icn_network_messages_rate_limited_total), requests (the /icn/gossip/req/1.0.0 bucket).",
 		}, []string{"topic", "reason"}),
+		rateLimitedClass: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "icn_network_messages_rate_limited_by_class_total",
+			Help: "Gossip messages dropped by the per-peer rate limiter, by the sending peer's trust class (isolated, known, partner, federated): the same events as icn_network_messages_rate_limited_total.",
+		}, []string{"class"}),
 		networkReceived: networkReceived,
 		rateLimited:     rateLimited,
 	}
+	for _, c := range []string{"isolated", "known", "partner", "federated"} {
+		m.rateLimitedClass.WithLabelValues(c)
+	}
 	for _, r := range []string{ReasonRateLimited, ReasonOversize, ReasonMalformed, ReasonUnknownType, ReasonBadPayload,
-		ReasonBadSignature, ReasonBindingMismatch, ReasonReplay, ReasonStale, ReasonFuture} {
+		ReasonBadSignature, ReasonBindingMismatch, ReasonReplay, ReasonStale, ReasonFuture, ReasonUntrusted} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, r := range []string{DropDuplicate, DropSlowSubscriber, DropValidationQueue, DropThrottled, DropOutboundQueue, DropRelayedAnnounce} {
 		m.dropped.WithLabelValues(r)
 	}
 	for _, c := range []prometheus.Collector{m.entries, m.subscriptions, m.topics, m.published, m.received, m.rejected,
-		m.dropped, m.announcesRecv, m.announcesSent, m.requests, m.fetched, m.rateLimitedBy} {
+		m.dropped, m.announcesRecv, m.announcesSent, m.requests, m.fetched, m.rateLimitedBy, m.rateLimitedClass} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -162,6 +172,9 @@ func (m *Metrics) rateLimit(topic, reason string) {
 }
 
 func (m *Metrics) drop(reason string) { m.dropped.WithLabelValues(reason).Inc() }
+
+// rateLimitByClass counts a message dropped by the limiter by class.
+func (m *Metrics) rateLimitByClass(class string) { m.rateLimitedClass.WithLabelValues(class).Inc() }
 
 // Values of the store label of icn_gossip_entries_held.
 const (

@@ -111,7 +111,7 @@ func (s *Service) serve(st network.Stream) error {
 	if decodeErr == nil {
 		tp = s.topicByWire(wire)
 	}
-	if now := s.cfg.Now(); !s.requests.allow(p, now) {
+	if now := s.cfg.Now(); !allowed(s.requests.allow(p, now)) {
 		label := TopicOther
 		if tp != nil {
 			label = tp.short

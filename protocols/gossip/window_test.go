@@ -74,15 +74,15 @@ func TestPeerLimiter(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	l := newPeerLimiter(10, 5, 3, time.Minute)
 	p1, p2 := peer.ID("p1"), peer.ID("p2")
-	allowed := 0
+	passed := 0
 	for range 50 {
-		if l.allow(p1, now) {
-			allowed++
+		if allowed(l.allow(p1, now)) {
+			passed++
 		}
 	}
-	require.Equal(t, 5, allowed, "the burst, then nothing without time passing")
-	require.True(t, l.allow(p2, now), "buckets are per peer")
-	require.True(t, l.allow(p1, now.Add(100*time.Millisecond)), "10/s refills one token in 100ms")
+	require.Equal(t, 5, passed, "the burst, then nothing without time passing")
+	require.True(t, allowed(l.allow(p2, now)), "buckets are per peer")
+	require.True(t, allowed(l.allow(p1, now.Add(100*time.Millisecond))), "10/s refills one token in 100ms")
 	for i := range 10 {
 		l.allow(peer.ID(rune('a'+i)), now)
 	}
@@ -131,4 +131,37 @@ func TestRecentCacheBounds(t *testing.T) {
 	// Entries older than the max age expire.
 	now = now.Add(11 * time.Minute)
 	require.Empty(t, c.Heads())
+}
+
+// With tiers, each peer's bucket follows its tier, and a change of tier
+// takes effect within tierRefresh; the class is reported with the verdict.
+func TestTieredLimiter(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	tiers := map[peer.ID]Tier{"low": {Class: "isolated", Rate: 10, Burst: 2}, "high": {Class: "federated", Rate: 200, Burst: 50}}
+	l := newTieredLimiter(100, 20, func(p peer.ID) Tier { return tiers[p] })
+	count := func(p peer.ID, at time.Time) (n int, class string) {
+		for range 100 {
+			ok, c := l.allow(p, at)
+			class = c
+			if ok {
+				n++
+			}
+		}
+		return n, class
+	}
+	n, class := count("low", now)
+	require.Equal(t, 2, n)
+	require.Equal(t, "isolated", class)
+	n, class = count("high", now)
+	require.Equal(t, 50, n)
+	require.Equal(t, "federated", class)
+	// "low" is promoted; after tierRefresh its burst is the new one.
+	tiers["low"] = Tier{Class: "partner", Rate: 100, Burst: 20}
+	later := now.Add(tierRefresh)
+	_, class = count("low", later)
+	require.Equal(t, "partner", class)
+	// A second on, the bucket has refilled at the new rate up to the new
+	// burst, which the old tier (10/s, burst 2) could not hold.
+	n, _ = count("low", later.Add(time.Second))
+	require.Equal(t, 20, n)
 }
