@@ -56,6 +56,8 @@ const (
 	ArgTTL            Arg = "ttl"             // how long a gateway token lasts
 	ArgSubject        Arg = "subject"         // the DID a gateway token speaks for
 	ArgJTI            Arg = "jti"             // a gateway token's ID, or --all
+	ArgScore          Arg = "score"           // a trust score, 0 to 1
+	ArgLabel          Arg = "label"           // a trust attestation's label
 )
 
 // ArgError means an argument cannot be used as given. Its message is the
@@ -211,4 +213,12 @@ type UnknownTokenError struct{ JTI string }
 
 func (e *UnknownTokenError) Error() string {
 	return fmt.Sprintf("no unexpired gateway token with jti %s was issued by this node", e.JTI)
+}
+
+// NoTrustEdgeError means this node holds no live attestation of its own
+// about the DID (nothing to remove).
+type NoTrustEdgeError struct{ DID string }
+
+func (e *NoTrustEdgeError) Error() string {
+	return fmt.Sprintf("this node does not attest trust in %s", e.DID)
 }

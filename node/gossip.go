@@ -35,7 +35,8 @@ func gossipConfig(cfg config.Config, checkEntry gossip.PayloadCheck) gossip.Conf
 		AnnounceInterval: cfg.Gossip.AnnounceInterval.Duration,
 		RateLimit:        cfg.RateLimiting.MessagesPerSecond,
 		RateBurst:        cfg.RateLimiting.Burst,
-		Types:            map[string]gossip.PayloadCheck{LedgerEntryType: checkEntry, LedgerStateType: checkStatePayload},
+		Types: map[string]gossip.PayloadCheck{LedgerEntryType: checkEntry, LedgerStateType: checkStatePayload,
+			TrustAttestationType: checkAttestation},
 	}
 }
 

@@ -27,11 +27,13 @@ import (
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node/config"
+	"github.com/intercooperative/icn/node/trustgraph"
 	"github.com/intercooperative/icn/node/limits"
 	"github.com/intercooperative/icn/protocols/discovery"
 	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
 	"github.com/intercooperative/icn/protocols/ledgersync"
+	"github.com/intercooperative/icn/protocols/trustsync"
 )
 
 // netStack is everything bound to one node key: the libp2p host and the
@@ -74,6 +76,10 @@ type stackDeps struct {
 	penalties *gossip.Penalties
 	// blocks enforces the blocklist (gater.go).
 	blocks *blockGuard
+	// trust is the trust graph; trustPub carries this node's own
+	// attestations to push.
+	trust    *trustgraph.Graph
+	trustPub chan []byte
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -138,6 +144,9 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	st.services = append(st.services, stackService{"gossip", st.gossip})
 	st.services = append(st.services, stackService{"ledger-gossip", &ledgerGossip{
 		g: st.gossip, store: deps.ledger, sync: st.sync, pub: deps.ledgerPub, log: deps.log.With("component", "ledger-gossip")}})
+	st.services = append(st.services, stackService{"trust-gossip", &trustGossip{
+		g: st.gossip, graph: deps.trust, pub: deps.trustPub, log: deps.log.With("component", "trust")}})
+	st.services = append(st.services, stackService{"trustsync", trustsync.New(h, trustSyncGraph{deps.trust}, deps.log.With("component", "trustsync"))})
 	mdnsSvc, err := newMDNS(deps, st)
 	if err != nil {
 		return nil, fmt.Errorf("mdns: %w", err)

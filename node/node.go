@@ -31,6 +31,7 @@ import (
 	"github.com/intercooperative/icn/ledger/store"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/node/trustgraph"
 	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
 	"github.com/intercooperative/icn/protocols/ledgersync"
@@ -96,6 +97,8 @@ type Node struct {
 
 	// ledger is the durable ledger; it outlives key rotations.
 	ledger *store.Store
+	// trust is the trust graph; it outlives key rotations too.
+	trust *trustgraph.Graph
 	// onPublish, when set, is told about every entry this node writes.
 	onPublish func(cid.Cid)
 
@@ -183,6 +186,10 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err := n.openGateway(ctx, opts.GatewaySecret); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if n.trust, err = n.openTrust(ctx, opts.Identity.DID); err != nil {
+		return nil, fmt.Errorf("trust graph: %w", err)
+	}
+	n.deps.trust, n.deps.trustPub = n.trust, make(chan []byte, 256)
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
 	}

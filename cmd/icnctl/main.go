@@ -77,7 +77,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &hinted{err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})
-	root.AddCommand(a.idCmd(), a.statusCmd(), a.networkCmd(), a.gossipCmd(), a.ledgerCmd(), a.gatewayCmd())
+	root.AddCommand(a.idCmd(), a.statusCmd(), a.networkCmd(), a.gossipCmd(), a.ledgerCmd(), a.gatewayCmd(), a.trustCmd())
 	usageOnArgErrors(root)
 	return root
 }

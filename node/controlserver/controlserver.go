@@ -64,6 +64,12 @@ type Node interface {
 	GossipSubscribe(topic string) (*gossip.Subscription, error)
 	GossipWireTopic(topic string) string
 
+	TrustAdd(ctx context.Context, req controlapi.TrustAddRequest) (controlapi.TrustEdge, error)
+	TrustRemove(ctx context.Context, did string) (controlapi.TrustEdge, error)
+	TrustList() []controlapi.TrustEdge
+	TrustShow(did string) (controlapi.TrustView, error)
+	TrustGraph() controlapi.TrustGraph
+
 	MintGatewayToken(ctx context.Context, req controlapi.GatewayTokenRequest) (controlapi.GatewayToken, error)
 	RevokeGatewayTokens(ctx context.Context, req controlapi.GatewayRevokeRequest) (controlapi.GatewayRevokeResult, error)
 }
@@ -189,6 +195,20 @@ func New(n Node, log *slog.Logger) http.Handler {
 
 	handle("POST "+controlapi.RouteGatewayToken, call(n.MintGatewayToken))
 	handle("POST "+controlapi.RouteGatewayRevoke, call(n.RevokeGatewayTokens))
+
+	handle("POST "+controlapi.RouteTrustAdd, call(n.TrustAdd))
+	handle("POST "+controlapi.RouteTrustRemove, func(w http.ResponseWriter, r *http.Request) (any, error) {
+		req, err := decode[controlapi.TrustRemoveRequest](w, r)
+		if err != nil {
+			return nil, err
+		}
+		return n.TrustRemove(r.Context(), req.DID)
+	})
+	handle("GET "+controlapi.RouteTrustList, func(http.ResponseWriter, *http.Request) (any, error) { return n.TrustList(), nil })
+	handle("GET "+controlapi.RouteTrustShow, func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		return n.TrustShow(r.URL.Query().Get("did"))
+	})
+	handle("GET "+controlapi.RouteTrustGraph, func(http.ResponseWriter, *http.Request) (any, error) { return n.TrustGraph(), nil })
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound,

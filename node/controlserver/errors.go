@@ -49,6 +49,7 @@ func Describe(err error) *controlapi.Error {
 		duration   *blocklist.DurationError
 		reason     *blocklist.ReasonError
 		blocked    *blocklist.BlockedError
+		noEdge     *node.NoTrustEdgeError
 		gwOff      *node.GatewayOffError
 		noToken    *node.UnknownTokenError
 	)
@@ -147,6 +148,10 @@ func Describe(err error) *controlapi.Error {
 		return set(http.StatusConflict, gatewayOffHint(gwOff))
 	case errors.As(err, &noToken):
 		return set(http.StatusNotFound, "check the jti (`icnctl gateway token` prints it when it mints); `icnctl gateway revoke --all` revokes every token")
+	case errors.Is(err, node.ErrTrustSelf):
+		return set(http.StatusBadRequest, "attest trust in another member's DID; this node trusts itself already")
+	case errors.As(err, &noEdge):
+		return set(http.StatusNotFound, "`icnctl trust list` lists this node's attestations")
 	case errors.Is(err, context.DeadlineExceeded):
 		return set(http.StatusGatewayTimeout, "")
 	}
@@ -188,6 +193,10 @@ func argHint(e *node.ArgError) string {
 		return "leave the type out (text or binary is picked from the data), or give a known payload type"
 	case node.ArgDuration:
 		return durationHint
+	case node.ArgScore:
+		return "a trust score is a number from 0 (none) to 1 (full), e.g. 0.8; classes start at 0.1 (known), 0.4 (partner) and 0.7 (federated)"
+	case node.ArgLabel:
+		return "labels are 1-32 characters of a-z, 0-9 and : _ . -, at most 8 of them, e.g. --label coop:bakery"
 	case node.ArgArchive:
 		return "icnctl ledger restore reads files written by icnctl ledger backup"
 	case node.ArgScope:
