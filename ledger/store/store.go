@@ -91,6 +91,8 @@ type Store struct {
 	snapRetryAt int
 
 	checked checkedBlocks // blocks Check passed, for Ingest
+	// admit is the admission policy of Ingest (SetAdmit).
+	admit atomic.Pointer[func(*ledger.Entry) error]
 }
 
 // Open opens (or creates) the store in dir and rebuilds the ledger state.
@@ -174,6 +176,28 @@ type Result struct {
 // takes turns. want, when given, holds the CID each block was requested
 // under (cid.Undef if none).
 func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]Result, error) {
+	return s.ingest(ctx, blocks, want, true)
+}
+
+// Import is Ingest without the admission policy (SetAdmit): for restoring
+// a backup, which brings back what the node held, whoever wrote it.
+func (s *Store) Import(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]Result, error) {
+	return s.ingest(ctx, blocks, want, false)
+}
+
+// SetAdmit installs the admission policy Ingest applies to every block
+// that verified: a non-nil error refuses the block (its Result.Err; nothing
+// stored), as an entry by an author the node's trust policy does not admit.
+// nil admits every block. Append and Import do not apply it.
+func (s *Store) SetAdmit(admit func(*ledger.Entry) error) {
+	if admit == nil {
+		s.admit.Store(nil)
+		return
+	}
+	s.admit.Store(&admit)
+}
+
+func (s *Store) ingest(ctx context.Context, blocks [][]byte, want []cid.Cid, admission bool) ([]Result, error) {
 	verified := make([]*ledger.Verified, len(blocks))
 	results := make([]Result, len(blocks))
 	cids := s.skipKnown(blocks, want, results)
@@ -188,6 +212,16 @@ func (s *Store) Ingest(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]
 		}
 	}
 	s.verifyAll(blocks, want, verified, results)
+	if a := s.admit.Load(); admission && a != nil {
+		for i, v := range verified {
+			if v == nil {
+				continue
+			}
+			if err := (*a)(v.Entry); err != nil {
+				results[i], verified[i] = Result{CID: v.CID, Err: err}, nil
+			}
+		}
+	}
 
 	// Claim the new blocks and their arrival numbers.
 	s.mu.Lock()

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/internal/ledgertest"
 	"github.com/intercooperative/icn/ledger"
 )
@@ -211,4 +214,46 @@ func TestIngestTakesWhatCheckPassed(t *testing.T) {
 	rep, err := s.Verify(ctx, nil)
 	require.NoError(t, err)
 	require.True(t, rep.OK(), "%v", rep.Problems)
+}
+
+// SetAdmit's policy refuses blocks at Ingest (nothing stored), Import
+// ignores it, and nil admits everything again.
+func TestAdmissionPolicy(t *testing.T) {
+	ctx := context.Background()
+	alice := newAuthor(t)
+	src := openStore(t, filepath.Join(t.TempDir(), "src"))
+	for i := 0; i < 3; i++ {
+		_, err := src.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
+			return alice.next(l, ledger.KindCurrency, &ledger.CurrencyDef{Symbol: fmt.Sprintf("c%d", i), CreditLimit: 1}, nil)
+		})
+		require.NoError(t, err)
+	}
+	var blocks [][]byte
+	var cids []cid.Cid
+	src.Read(func(l *ledger.Ledger) { cids = l.AuthorCIDs(alice.DID, 0) })
+	for _, c := range cids {
+		b, err := src.Block(ctx, c)
+		require.NoError(t, err)
+		blocks = append(blocks, b)
+	}
+	s := openStore(t, filepath.Join(t.TempDir(), "dst"))
+	refused := errors.New("author not admitted")
+	var asked []did.DID
+	s.SetAdmit(func(e *ledger.Entry) error { asked = append(asked, e.Author); return refused })
+	res, err := s.Ingest(ctx, blocks[:1], nil)
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, refused)
+	require.Equal(t, []did.DID{alice.DID}, asked)
+	require.Zero(t, s.Count())
+	res, err = s.Import(ctx, blocks[:1], nil)
+	require.NoError(t, err)
+	require.NoError(t, res[0].Err)
+	require.EqualValues(t, 1, s.Count())
+	s.SetAdmit(nil)
+	res, err = s.Ingest(ctx, blocks[1:], nil)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.NoError(t, r.Err)
+	}
+	require.EqualValues(t, 3, s.Count())
 }
