@@ -27,9 +27,10 @@ import (
 // watchdog, mDNS) goes through it.
 type gater struct {
 	blocks *blockGuard
+	trust  *trustGuard
 }
 
-func (deps stackDeps) gater() *gater { return &gater{blocks: deps.blocks} }
+func (deps stackDeps) gater() *gater { return &gater{blocks: deps.blocks, trust: deps.trustG} }
 
 func (g *gater) InterceptPeerDial(p peer.ID) bool {
 	return g.blocks.allow(p, network.DirOutbound, "dial")
@@ -39,7 +40,8 @@ func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool {
 }
 func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.blocks.allow(p, dir, "handshake")
+	// A block wins over any trust; trust is checked once the peer is known.
+	return g.blocks.allow(p, dir, "handshake") && g.trust.allow(p, dir, "handshake")
 }
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/intercooperative/icn/node/config"
@@ -61,7 +62,11 @@ func newGossip(deps stackDeps, st *netStack) (*gossip.Service, error) {
 		Memory:   deps.gossip.memory,
 		Metrics:  deps.gossip.metrics,
 		Log:      deps.log.With("component", "gossip"),
-		AppScore: deps.penalties.AppScore,
+		AppScore: func(p peer.ID) float64 {
+			return deps.penalties.AppScore(p) + classScore(deps.trustG.classOf(p))
+		},
+		Tier:        deps.trustG.tier,
+		AllowAuthor: deps.trustG.allowAuthor(),
 	})
 }
 

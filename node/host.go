@@ -80,6 +80,8 @@ type stackDeps struct {
 	// attestations to push.
 	trust    *trustgraph.Graph
 	trustPub chan []byte
+	// trustG applies the [trust] policy (trustpolicy.go).
+	trustG *trustGuard
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -130,7 +132,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		}
 	}()
 	st.idsvc = identity.New(h, func() did.Binding { return id.Binding }, deps.book, deps.log,
-		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc, OnBinding: deps.blocks.onBinding(h)})
+		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc, OnBinding: bothBindings(deps.blocks.onBinding(h), deps.trustG.onBinding(h))})
 	st.services = append(st.services, stackService{"identity", st.idsvc})
 	if st.dht, err = newDHT(deps, st); err != nil {
 		return nil, fmt.Errorf("dht: %w", err)
@@ -247,4 +249,15 @@ func multiaddrStrings(addrs []ma.Multiaddr) []string {
 		out[i] = a.String()
 	}
 	return out
+}
+
+// bothBindings calls a and then b (either may be nil).
+func bothBindings(a, b func(context.Context, did.Binding)) func(context.Context, did.Binding) {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func(ctx context.Context, bd did.Binding) { a(ctx, bd); b(ctx, bd) }
 }

@@ -395,7 +395,7 @@ func (n *Node) IngestLedgerBlocks(ctx context.Context, blocks [][]byte) ([]store
 // ImportLedgerBlocks is IngestLedgerBlocks for blocks that must have the
 // CIDs in want (a backup archive names each block's CID).
 func (n *Node) ImportLedgerBlocks(ctx context.Context, blocks [][]byte, want []cid.Cid) ([]store.Result, error) {
-	return n.ledger.Ingest(ctx, blocks, want)
+	return n.ledger.Import(ctx, blocks, want)
 }
 
 // LedgerBackup opens a consistent view of every stored block, as of now,

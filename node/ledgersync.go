@@ -46,6 +46,8 @@ func (a storeLedger) Ingest(ctx context.Context, _ peer.ID, blocks [][]byte) (le
 	st := ledgersync.Stats{Received: len(blocks)}
 	for _, r := range res {
 		switch {
+		case r.Err != nil && errors.As(r.Err, new(*UntrustedAuthorError)):
+			// The policy here, not the peer's fault: not counted against it.
 		case r.Err != nil && (err == nil || !errors.Is(r.Err, err)):
 			if st.Rejected == 0 {
 				st.FirstRejected = ledgersync.Rejection{CID: r.CID, Err: r.Err}

@@ -190,6 +190,12 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("trust graph: %w", err)
 	}
 	n.deps.trust, n.deps.trustPub = n.trust, make(chan []byte, 256)
+	if n.deps.trustG, err = newTrustGuard(cfg, n.trust, n.book, reg, log.With("component", "trust")); err != nil {
+		return nil, fmt.Errorf("trust metrics: %w", err)
+	}
+	if n.deps.trustG.trusted() {
+		n.ledger.SetAdmit(n.deps.trustG.admitEntry(opts.Identity.DID))
+	}
 	if err := registerLedgerMetrics(reg, n.ledger); err != nil {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
 	}

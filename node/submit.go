@@ -44,6 +44,11 @@ func (n *Node) SubmitEntry(ctx context.Context, block []byte) (out controlapi.En
 	if err != nil {
 		return controlapi.Entry{}, false, err
 	}
+	if g := n.deps.trustG; g.trusted() {
+		if err := g.admitEntry(n.DID())(v.Entry); err != nil {
+			return controlapi.Entry{}, false, err
+		}
+	}
 	res, err := n.ledger.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
 		if l.Has(v.CID) {
 			return nil, errDuplicate

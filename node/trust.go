@@ -43,7 +43,14 @@ func (n *Node) openTrust(ctx context.Context, self did.DID) (*trustgraph.Graph, 
 	if err != nil {
 		return nil, err
 	}
-	return trustgraph.Open(ctx, ns, trustgraph.Options{Self: self, Registry: n.reg, Log: n.log.With("component", "trust")})
+	return trustgraph.Open(ctx, ns, trustgraph.Options{Self: self, Registry: n.reg, Log: n.log.With("component", "trust"),
+		// A revoked or lapsed attestation can drop a connected peer
+		// below the connect bar: hang up on it.
+		OnChange: func() {
+			if st := n.current(); st != nil {
+				n.deps.trustG.recheck(st.h)
+			}
+		}})
 }
 
 // trustGossip pushes this node's own attestations on the trust topic and

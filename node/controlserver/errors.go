@@ -50,6 +50,7 @@ func Describe(err error) *controlapi.Error {
 		reason     *blocklist.ReasonError
 		blocked    *blocklist.BlockedError
 		noEdge     *node.NoTrustEdgeError
+		untrusted  *node.UntrustedAuthorError
 		gwOff      *node.GatewayOffError
 		noToken    *node.UnknownTokenError
 	)
@@ -148,6 +149,8 @@ func Describe(err error) *controlapi.Error {
 		return set(http.StatusConflict, gatewayOffHint(gwOff))
 	case errors.As(err, &noToken):
 		return set(http.StatusNotFound, "check the jti (`icnctl gateway token` prints it when it mints); `icnctl gateway revoke --all` revokes every token")
+	case errors.As(err, &untrusted):
+		return set(http.StatusForbidden, "this node runs in trusted mode; its operator admits the author with `icnctl trust add DID SCORE` (or another member it trusts attests the author)")
 	case errors.Is(err, node.ErrTrustSelf):
 		return set(http.StatusBadRequest, "attest trust in another member's DID; this node trusts itself already")
 	case errors.As(err, &noEdge):
