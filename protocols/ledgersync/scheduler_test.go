@@ -165,27 +165,30 @@ func TestSchedulerChargesBadPeers(t *testing.T) {
 	rogue.SetStreamHandler(ID, func(st network.Stream) {
 		defer st.Close()
 		_, _ = io.Copy(io.Discard, st)
-		switch n.Add(1) {
-		case 1:
+		// The first pull gets bad blocks; every later one a lie. Automatic
+		// pulls may come more than once (on identify, on a protocol
+		// update, on the anti-entropy tick), so no later answer depends
+		// on counting them.
+		if n.Add(1) == 1 {
 			writeResponse(st, bad)
-		case 2:
-			w := bufio.NewWriter(st)
-			_ = writeCount(w, 1)
-			_ = writeFrame(w, nil) // fewer than announced: a lie
-			_ = w.Flush()
-		default:
-			writeResponse(st, nil)
+			return
 		}
+		w := bufio.NewWriter(st)
+		_ = writeCount(w, 1)
+		_ = writeFrame(w, nil) // fewer than announced: a lie
+		_ = w.Flush()
 	})
 	connect(t, rogue, ha)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(m.rejected) == 3 }, 30*time.Second, 10*time.Millisecond)
-	require.InDelta(t, 3, pen.Units(rogue.ID()), 0.01)
+	require.GreaterOrEqual(t, pen.Units(rogue.ID()), 3-0.01, "a unit per bad block")
 	pulls, err := s.PullNow(context.Background(), []peer.ID{rogue.ID()})
 	require.NoError(t, err)
 	states, err := WaitPulls(context.Background(), pulls, nil)
 	require.NoError(t, err)
 	require.ErrorIs(t, states[0].Err, ErrViolation)
-	require.InDelta(t, 3+ViolationPenalty, pen.Units(rogue.ID()), 0.01)
+	// The 3 bad blocks, and at least this violation (an automatic pull may
+	// have met the lie too).
+	require.GreaterOrEqual(t, pen.Units(rogue.ID()), 3+ViolationPenalty-0.01)
 }
 
 // PullNow on a scheduler that has stopped says so.
