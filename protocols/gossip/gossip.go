@@ -233,13 +233,13 @@ type Service struct {
 	types    types
 	keys     *keyCache
 
-	mesh     *meshTracer
-	scores   atomic.Pointer[map[peer.ID]float64]
-	limiter  *peerLimiter
+	mesh    *meshTracer
+	scores  atomic.Pointer[map[peer.ID]float64]
+	limiter *peerLimiter
 	// allowAuthor is Deps.AllowAuthor.
 	allowAuthor func(did.DID) bool
-	requests *peerLimiter
-	fetchQ   chan fetchJob
+	requests    *peerLimiter
+	fetchQ      chan fetchJob
 	// rateReports and rejectReports name misbehaving peers in the log.
 	rateReports, rejectReports *peerReporter
 
