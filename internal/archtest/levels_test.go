@@ -24,6 +24,7 @@ var levels = []struct {
 	{0, "internal/fsowner"},
 	{1, "did"},
 	{2, "ledger"},
+	{2, "trust"},
 	{3, "ledger/store"},
 	{4, "protocols"},
 	{5, "node/config"},
