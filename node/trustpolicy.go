@@ -87,7 +87,7 @@ func (g *trustGuard) tier(p peer.ID) gossip.Tier {
 		r.MessagesPerSecond = max(r.MessagesPerSecond, g.cfg.RateLimiting.MessagesPerSecond)
 		r.Burst = max(r.Burst, g.cfg.RateLimiting.Burst)
 	}
-	return gossip.Tier{Class: c.String(), Rate: r.MessagesPerSecond, Burst: r.Burst}
+	return gossip.Tier{Class: c.String(), Rate: r.MessagesPerSecond, Burst: r.Burst, Relay: c >= trust.Known}
 }
 
 // classScore is the class's part of a peer's gossip score (P5, beside the

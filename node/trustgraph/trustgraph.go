@@ -73,9 +73,9 @@ func Open(ctx context.Context, store ds.Datastore, opts Options) (*Graph, error)
 		g.params = *opts.Params
 	}
 	g.received = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "icn_trust_attestations_received_total",
-		Help: "Trust attestations received by gossip or sync, by result (accepted, duplicate, outdated, replayed, expired, bad_signature, malformed)."},
+		Help: "Trust attestations received by gossip or sync, by result (accepted, duplicate, outdated, replayed, expired, bad_signature, malformed, too_many)."},
 		[]string{"result"})
-	for _, r := range []trust.Result{trust.Accepted, trust.Duplicate, trust.Outdated, trust.Replayed, trust.Expired, trust.BadSignature, trust.Malformed} {
+	for _, r := range []trust.Result{trust.Accepted, trust.Duplicate, trust.Outdated, trust.Replayed, trust.Expired, trust.BadSignature, trust.Malformed, trust.TooMany} {
 		g.received.WithLabelValues(string(r))
 	}
 	if opts.Registry != nil {
@@ -105,8 +105,10 @@ func Open(ctx context.Context, store ds.Datastore, opts Options) (*Graph, error)
 	return g, nil
 }
 
-func key(a *trust.Attestation) ds.Key {
-	return ds.NewKey("/a/" + a.Issuer.String() + "/" + a.Subject.String())
+func key(a *trust.Attestation) ds.Key { return edgeKey(a.Key()) }
+
+func edgeKey(k trust.EdgeKey) ds.Key {
+	return ds.NewKey("/a/" + k.Issuer.String() + "/" + k.Subject.String())
 }
 
 func (g *Graph) liveEdges() int {
@@ -136,19 +138,32 @@ func (g *Graph) Ingest(ctx context.Context, blocks [][]byte) ([]trust.Result, er
 	now := g.opts.Now()
 	out := make([]trust.Result, len(blocks))
 	var keep []*trust.Attestation
+	var drop []trust.EdgeKey
 	g.mu.Lock()
 	for i, b := range blocks {
 		res, a := g.g.AddBlock(b, now)
 		out[i] = res
-		if res == trust.Accepted {
+		switch res {
+		case trust.Accepted:
 			keep = append(keep, a)
+		case trust.Expired:
+			// The issuer's newer word has lapsed: the graph dropped the
+			// edge it superseded, and storage follows.
+			if _, held := g.g.Get(a.Key()); !held {
+				drop = append(drop, a.Key())
+			}
 		}
 	}
 	g.mu.Unlock()
 	for _, r := range out {
 		g.received.WithLabelValues(string(r)).Inc()
 	}
-	if len(keep) == 0 {
+	for _, k := range drop {
+		if err := g.store.Delete(ctx, edgeKey(k)); err != nil {
+			return out, fmt.Errorf("trustgraph: drop a lapsed attestation: %w", err)
+		}
+	}
+	if len(keep) == 0 && len(drop) == 0 {
 		return out, nil
 	}
 	if err := g.persist(ctx, keep); err != nil {

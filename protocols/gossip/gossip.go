@@ -911,6 +911,24 @@ func (s *Service) publish(ctx context.Context, tp *topic, typ string, payload []
 	return Published{ID: id, Topic: tp.short, Seq: env.Seq, Peers: len(tp.t.ListPeers())}, nil
 }
 
+// relayAllowed decides a message that src relays while src's own bucket
+// is empty: GossipSub marks a message seen before validators run, so
+// ignoring it here would drop it for good, even when its publisher's own
+// copy arrives a moment later. A message published by a peer whose tier
+// is marked Relay (trusted enough) is charged to that publisher's bucket
+// instead; anything else waits on src's bucket as usual.
+func (s *Service) relayAllowed(src peer.ID, pm *pubsub.Message, now time.Time) bool {
+	if s.limiter.tier == nil {
+		return false
+	}
+	origin := pm.GetFrom()
+	if origin == "" || origin == src || origin == s.h.ID() || !s.limiter.tier(origin).Relay {
+		return false
+	}
+	ok, _ := s.limiter.allow(origin, now)
+	return ok
+}
+
 // validator is the topic's GossipSub validator: rate limit first, then admit.
 func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 	return func(_ context.Context, src peer.ID, pm *pubsub.Message) pubsub.ValidationResult {
@@ -923,7 +941,7 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 		now := s.cfg.Now()
 		s.m.received.Inc()
 		s.m.networkReceived.Inc()
-		if ok, class := s.limiter.allow(src, now); !ok {
+		if ok, class := s.limiter.allow(src, now); !ok && !s.relayAllowed(src, pm, now) {
 			s.m.reject(ReasonRateLimited)
 			if class != "" {
 				s.m.rateLimitByClass(class)

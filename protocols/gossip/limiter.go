@@ -37,6 +37,9 @@ type Tier struct {
 	Class string
 	Rate  float64
 	Burst int
+	// Relay marks a peer whose messages, relayed by a peer that is over
+	// its limit, are charged to this peer's own bucket instead of dropped.
+	Relay bool
 }
 
 // tierRefresh is how long a peer's tier is used before it is asked again,
