@@ -31,6 +31,7 @@ var levels = []struct {
 	{5, "node/controlapi"},
 	{5, "node/limits"},
 	{5, "node/blocklist"},
+	{5, "node/trustgraph"},
 	{5, "node/gateway/auth"},
 	{5, "node/gateway/client"},
 	{5, "node/gatewayapi"},
