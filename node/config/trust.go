@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/intercooperative/icn/trust"
 )
 
 // Trust configures the trust graph's policy (docs/trust.md): whether trust
@@ -39,24 +41,9 @@ const (
 	TrustTrusted = "trusted"
 )
 
-type trustClass struct {
-	name string
-	min  float64
-}
-
-// trustClasses are the class names, lowest first, with the score each
-// starts at (trust.ClassOf draws the same lines).
-func trustClasses() []trustClass {
-	return []trustClass{{"isolated", 0}, {"known", 0.1}, {"partner", 0.4}, {"federated", 0.7}}
-}
-
 // TrustClassNames lists the classes, lowest first.
 func TrustClassNames() []string {
-	out := make([]string, len(trustClasses()))
-	for i, c := range trustClasses() {
-		out[i] = c.name
-	}
-	return out
+	return []string{trust.Isolated.String(), trust.Known.String(), trust.Partner.String(), trust.Federated.String()}
 }
 
 // DefaultTrust is the [trust] section's defaults: open mode, "known" as the
@@ -104,12 +91,8 @@ func (t Trust) validate(minThreshold float64) error {
 }
 
 func validClass(s string) bool {
-	for _, c := range trustClasses() {
-		if c.name == s {
-			return true
-		}
-	}
-	return false
+	_, err := trust.ParseClass(s)
+	return err == nil
 }
 
 // MinConnectScore is the lowest trust score allowed to stay connected in
@@ -119,14 +102,6 @@ func (c Config) MinConnectScore() float64 {
 	if c.Network.MinTrustThreshold > 0 {
 		return c.Network.MinTrustThreshold
 	}
-	return classMin(c.Trust.MinConnectClass)
-}
-
-func classMin(name string) float64 {
-	for _, c := range trustClasses() {
-		if c.name == name {
-			return c.min
-		}
-	}
-	return 0
+	cl, _ := trust.ParseClass(c.Trust.MinConnectClass)
+	return cl.MinScore()
 }

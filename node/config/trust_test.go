@@ -32,7 +32,7 @@ func TestTrustBadValuesNameTheKey(t *testing.T) {
 	}{
 		{"[trust]\nmode = \"closed\"", "trust.mode", `"closed" is not one of open, trusted`},
 		{"[trust]\nmin_connect_class = \"friend\"", "trust.min_connect_class", "isolated, known, partner, federated"},
-		{"[trust]\nmin_ledger_class = \"Known\"", "trust.min_ledger_class", "is not one of"},
+		{"[trust]\nmin_ledger_class = \"knwon\"", "trust.min_ledger_class", "is not one of"},
 		{"[trust]\nmin_gossip_class = \"\"", "trust.min_gossip_class", "is not one of"},
 		{"[trust.rate_limits.known]\nmessages_per_second = 0.0", "trust.rate_limits.known.messages_per_second", "0 is not above 0"},
 		{"[trust.rate_limits.partner]\nburst = 0", "trust.rate_limits.partner.burst", "0 is not from 1"},
