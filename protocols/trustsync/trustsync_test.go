@@ -1,0 +1,153 @@
+package trustsync
+
+import (
+	"context"
+	"encoding/binary"
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/trust"
+)
+
+func newHost(t *testing.T) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"), libp2p.Transport(quic.NewTransport), libp2p.DisableMetrics())
+	require.NoError(t, err)
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// memGraph is a trust.Graph behind the Graph interface.
+type memGraph struct {
+	mu sync.Mutex
+	g  *trust.Graph
+}
+
+func (m *memGraph) Summary() trust.Summary {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.g.Summary()
+}
+
+func (m *memGraph) Missing(r trust.Summary, limit int) [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out [][]byte
+	for _, a := range m.g.Missing(r, limit) {
+		b, _ := a.Encode()
+		out = append(out, b)
+	}
+	return out
+}
+
+func (m *memGraph) Ingest(_ context.Context, _ peer.ID, blocks [][]byte) Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := Stats{Received: len(blocks)}
+	for _, b := range blocks {
+		switch res, _ := m.g.AddBlock(b, time.Now()); res {
+		case trust.Accepted:
+			st.New++
+		case trust.Duplicate:
+		default:
+			st.Rejected++
+		}
+	}
+	return st
+}
+
+func attest(t *testing.T, seed byte, subjects int) [][]byte {
+	t.Helper()
+	k := ed25519.NewKeyFromSeed(append(make([]byte, 31), seed))
+	issuer, err := did.FromPublicKey(k.Public().(ed25519.PublicKey))
+	require.NoError(t, err)
+	var out [][]byte
+	for i := 0; i < subjects; i++ {
+		sk := ed25519.NewKeyFromSeed(append(make([]byte, 30), seed, byte(i+1)))
+		sub, err := did.FromPublicKey(sk.Public().(ed25519.PublicKey))
+		require.NoError(t, err)
+		b, err := trust.Sign(&trust.Attestation{Issuer: issuer, Subject: sub, Score: 0.5, IssuedAt: time.Unix(1_800_000_000, 0), Seq: 1}, k)
+		require.NoError(t, err)
+		out = append(out, b)
+	}
+	return out
+}
+
+func run(t *testing.T, s *Service) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+// A node that lacks attestations gets exactly what it lacks in one round
+// trip, and a second sync finds nothing new.
+func TestSyncFetchesWhatIsMissing(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	ha, hb := newHost(t), newHost(t)
+	a := &memGraph{g: trust.NewGraph()}
+	b := &memGraph{g: trust.NewGraph()}
+	for _, blk := range append(attest(t, 1, 3), attest(t, 2, 2)...) {
+		res, _ := a.g.AddBlock(blk, time.Now())
+		require.Equal(t, trust.Accepted, res)
+	}
+	b.g.AddBlock(attest(t, 2, 2)[0], time.Now()) // b holds one already
+	run(t, New(ha, a, quiet))
+	sb := New(hb, b, quiet)
+	require.NoError(t, hb.Connect(context.Background(), peer.AddrInfo{ID: ha.ID(), Addrs: ha.Addrs()}))
+	st, err := sb.Sync(context.Background(), ha.ID())
+	require.NoError(t, err)
+	require.Equal(t, 4, st.New)
+	require.Equal(t, 5, b.g.Len())
+	require.Equal(t, a.Summary(), b.Summary())
+	st, err = sb.Sync(context.Background(), ha.ID())
+	require.NoError(t, err)
+	require.Zero(t, st.Received)
+}
+
+// A responder that announces more than it sends, or too many, or an
+// oversize frame, breaks the protocol: Sync says so with ErrViolation and
+// keeps nothing.
+func TestSyncRefusesViolations(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	blk := attest(t, 3, 1)[0]
+	short := binary.AppendUvarint(nil, 2) // two announced, one sent
+	short = binary.AppendUvarint(short, uint64(len(blk)))
+	short = append(short, blk...)
+	for name, answer := range map[string][]byte{
+		"fewer than announced": short,
+		"too many":             binary.AppendUvarint(nil, MaxPerResponse+1),
+		"oversize frame":       binary.AppendUvarint(binary.AppendUvarint(nil, 1), trust.MaxSize+1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			rogue, hb := newHost(t), newHost(t)
+			rogue.SetStreamHandler(ID, func(st network.Stream) {
+				defer st.Close()
+				_, _ = io.Copy(io.Discard, st)
+				_, _ = st.Write(answer)
+			})
+			b := &memGraph{g: trust.NewGraph()}
+			sb := New(hb, b, quiet)
+			require.NoError(t, hb.Connect(context.Background(), peer.AddrInfo{ID: rogue.ID(), Addrs: rogue.Addrs()}))
+			_, err := sb.Sync(context.Background(), rogue.ID())
+			require.ErrorIs(t, err, ErrViolation)
+			require.Zero(t, b.g.Len())
+		})
+	}
+}
