@@ -88,7 +88,8 @@ func TestCurrencySymbolsFold(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { ts := topics(); return ts["ledger:hrs"] && ts["ledger:kwh"] },
 		30*time.Second, 50*time.Millisecond, "b never joined the currencies' topics: %v", topics())
-	require.Len(t, topics(), 3, "ledger:*, ledger:hrs and ledger:kwh, and no topic in another case")
+	require.Len(t, topics(), 4, "ledger:*, ledger:hrs, ledger:kwh and trust:attestations, and no topic in another case")
+	require.True(t, topics()[node.TrustTopic])
 
 	// On the wire: HRS is the default display (uppercase), so its entry
 	// carries no display form; kWh carries one.
