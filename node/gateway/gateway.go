@@ -53,6 +53,8 @@ type Node interface {
 	SubmitEntry(ctx context.Context, block []byte) (controlapi.Entry, bool, error)
 	Pay(ctx context.Context, req controlapi.PayRequest) (controlapi.Entry, error)
 
+	TrustShow(did string) (controlapi.TrustView, error)
+
 	GossipWireTopic(topic string) string
 	GossipMaxMessageSize() int
 	GossipPublish(ctx context.Context, req controlapi.GossipPublishRequest) (controlapi.GossipPublished, error)
@@ -235,6 +237,7 @@ func (s *Server) table() []Route {
 		{Method: http.MethodPost, Path: gatewayapi.RouteEntriesPrepare, Scope: auth.ScopeLedgerWrite, h: s.prepare},
 		{Method: http.MethodPost, Path: gatewayapi.RouteEntries, Scope: auth.ScopeLedgerWrite, h: s.submit},
 		{Method: http.MethodPost, Path: gatewayapi.RoutePay, Scope: auth.ScopeLedgerWrite, h: s.pay},
+		{Method: http.MethodGet, Path: gatewayapi.RouteTrust, Scope: auth.ScopeTrustRead, h: s.trust},
 		{Method: http.MethodGet, Path: gatewayapi.RouteGossipTopic, Scope: auth.ScopeGossipRead, h: s.topicInfo},
 		{Method: http.MethodPost, Path: gatewayapi.RouteGossipTopic, Scope: auth.ScopeGossipWrite, h: s.publish},
 		{Method: http.MethodGet, Path: gatewayapi.RouteGossipEvents, Scope: auth.ScopeGossipRead, h: s.events},

@@ -290,3 +290,19 @@ func TestCORS(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
 }
+
+// GET /v1/trust/{did} shows the node's view of a DID to a trust:read token.
+func TestTrustView(t *testing.T) {
+	n := harness.Start(t, 1)[0]
+	g := startGateway(t, n)
+	alice := newMember(t)
+	_, err := n.TrustAdd(context.Background(), controlapi.TrustAddRequest{DID: alice.DID.String(), Score: 0.5})
+	require.NoError(t, err)
+	var v controlapi.TrustView
+	g.do(http.MethodGet, "/v1/trust/"+alice.DID.String(), g.login(newMember(t)).Token, nil, http.StatusOK, &v)
+	require.Equal(t, "partner", v.Class)
+	require.NotNil(t, v.Direct)
+	require.Equal(t, "open", v.Mode)
+	resp, data := g.request(http.MethodGet, "/v1/trust/"+alice.DID.String(), g.token(alice.DID, auth.ScopeLedgerRead), nil)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "%s", data)
+}

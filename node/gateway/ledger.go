@@ -255,3 +255,17 @@ func (s *Server) blockAuthor(block []byte) (string, error) {
 	}
 	return e.Author.String(), nil
 }
+
+// trust is this node's view of a DID: its score, class, this node's direct
+// attestation and the paths that gave the score.
+func (s *Server) trust(_ http.ResponseWriter, r *http.Request, _ *auth.Claims) (any, int, error) {
+	d, err := pathDID(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := s.n.TrustShow(d.String())
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, http.StatusOK, nil
+}

@@ -28,6 +28,7 @@ const (
 	RouteEntries        = "/v1/ledger/entries"
 	RouteEntriesPrepare = "/v1/ledger/entries/prepare"
 	RoutePay            = "/v1/ledger/pay"
+	RouteTrust          = "/v1/trust/{did}"
 	RouteGossipTopic    = "/v1/gossip/{topic}"
 	RouteGossipEvents   = "/v1/gossip/{topic}/events"
 )
