@@ -62,7 +62,9 @@ func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi
 		if err := n.connect(ctx, st, pid, addr); err != nil {
 			return controlapi.Peer{}, err
 		}
-		if _, err := st.idsvc.Fetch(ctx, pid); err != nil {
+		// No redial: a peer that hung up on the dial refuses this node,
+		// and a second handshake would only be refused (and counted) again.
+		if _, err := st.idsvc.Fetch(network.WithNoDial(ctx, "dialled just now"), pid); err != nil {
 			if hu := n.hungUp(st, pid, req.Addr, err); hu != nil {
 				return controlapi.Peer{}, hu
 			}
@@ -115,7 +117,7 @@ func (n *Node) candidatePeers(want did.DID, fromAddr peer.ID) []peer.ID {
 // proveDID checks that the connected peer p presents a binding for want;
 // otherwise it disconnects.
 func (n *Node) proveDID(ctx context.Context, st *netStack, p peer.ID, want did.DID, addr string) (controlapi.Peer, error) {
-	bd, err := st.idsvc.Fetch(ctx, p)
+	bd, err := st.idsvc.Fetch(network.WithNoDial(ctx, "dialled just now"), p)
 	if err != nil {
 		hu := n.hungUp(st, p, addr, err)
 		_ = st.h.Network().ClosePeer(p)
