@@ -209,7 +209,9 @@ func (a *app) trustGraphCmd() *cobra.Command {
 	}
 }
 
-func fmtScore(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
+// fmtScore prints a score to 6 significant digits: a computed score
+// carries float noise (0.36000000000000004); --json keeps it exact.
+func fmtScore(s float64) string { return strconv.FormatFloat(s, 'g', 6, 64) }
 
 func labelText(ls []string) string {
 	if len(ls) == 0 {
