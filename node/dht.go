@@ -113,7 +113,11 @@ func (n *Node) dialResolved(ctx context.Context, want did.DID) (controlapi.Peer,
 		if e, ok := n.deps.blocks.list.Blocked(pid); ok {
 			return controlapi.Peer{}, &blocklist.BlockedError{Peer: pid, Entry: e}
 		}
-		return controlapi.Peer{}, n.dialFailed(&DialError{Peer: pid, Addr: want.String(), Via: want.String() + ", resolved from " + r.Source, Err: err})
+		de := n.dialFailed(&DialError{Peer: pid, Addr: want.String(), Via: want.String() + ", resolved from " + r.Source, Err: err})
+		if ue := n.untrustedPeer(pid); ue != nil {
+			return controlapi.Peer{}, ue
+		}
+		return controlapi.Peer{}, de
 	}
 	return n.proveDID(ctx, st, pid, want, "its resolved address")
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/protocols/discovery"
+	"github.com/intercooperative/icn/trust"
 )
 
 // DialTimeout bounds one dial request.
@@ -61,7 +62,12 @@ func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi
 		if err := n.connect(ctx, st, pid, addr); err != nil {
 			return controlapi.Peer{}, err
 		}
-		if _, err := st.idsvc.Fetch(ctx, pid); err != nil {
+		// No redial: a peer that hung up on the dial refuses this node,
+		// and a second handshake would only be refused (and counted) again.
+		if _, err := st.idsvc.Fetch(network.WithNoDial(ctx, "dialled just now"), pid); err != nil {
+			if hu := n.hungUp(st, pid, req.Addr, err); hu != nil {
+				return controlapi.Peer{}, hu
+			}
 			n.log.Info("connected peer did not identify", "peer", pid, "err", err)
 		}
 		return n.peerInfo(st, pid), nil
@@ -111,9 +117,13 @@ func (n *Node) candidatePeers(want did.DID, fromAddr peer.ID) []peer.ID {
 // proveDID checks that the connected peer p presents a binding for want;
 // otherwise it disconnects.
 func (n *Node) proveDID(ctx context.Context, st *netStack, p peer.ID, want did.DID, addr string) (controlapi.Peer, error) {
-	bd, err := st.idsvc.Fetch(ctx, p)
+	bd, err := st.idsvc.Fetch(network.WithNoDial(ctx, "dialled just now"), p)
 	if err != nil {
+		hu := n.hungUp(st, p, addr, err)
 		_ = st.h.Network().ClosePeer(p)
+		if hu != nil {
+			return controlapi.Peer{}, hu
+		}
 		return controlapi.Peer{}, &ProofError{Addr: addr, Peer: p, Want: want, Err: err}
 	}
 	if bd.DID != want {
@@ -143,12 +153,40 @@ func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Mul
 		if _, ok := discovery.MismatchedPeer(err); ok {
 			return err
 		}
-		return n.dialFailed(&DialError{Peer: p, Addr: addr.String(), Err: err})
+		de := n.dialFailed(&DialError{Peer: p, Addr: addr.String(), Err: err})
+		if ue := n.untrustedPeer(p); ue != nil {
+			return ue
+		}
+		return de
 	}
 	if !wasConnected {
 		n.deps.metrics.peersDiscovered.WithLabelValues("manual").Inc()
 	}
 	return nil
+}
+
+// untrustedPeer is an UntrustedPeerError when the trust policy refuses p
+// (the gater closed the dial to it, and counted and logged it), else nil.
+func (n *Node) untrustedPeer(p peer.ID) error {
+	g := n.deps.trustG
+	if !g.trusted() {
+		return nil
+	}
+	if ok, d, score := g.mayConnect(p); !ok {
+		return &UntrustedPeerError{Peer: p, DID: d, Score: score, Class: trust.ClassOf(score).String(), Need: n.cfg.MinConnectScore()}
+	}
+	return nil
+}
+
+// hungUp is a HungUpError when the peer p, connected a moment ago, closed
+// the connection before it identified (fetchErr is why identifying
+// failed): its connection gater refused this node. Else nil.
+func (n *Node) hungUp(st *netStack, p peer.ID, addr string, fetchErr error) error {
+	var ce *network.ConnError
+	if st.h.Network().Connectedness(p) == network.Connected && !(errors.As(fetchErr, &ce) && ce.Remote) {
+		return nil
+	}
+	return &HungUpError{Peer: p, Addr: addr, Self: n.DID()}
 }
 
 // dialFailed counts a failed dial by reason and returns it.

@@ -222,3 +222,33 @@ type NoTrustEdgeError struct{ DID string }
 func (e *NoTrustEdgeError) Error() string {
 	return fmt.Sprintf("this node does not attest trust in %s", e.DID)
 }
+
+// UntrustedPeerError refuses, in trusted mode, a dial to a peer whose DID
+// is below the connect bar: the connection gater would close it after the
+// handshake anyway.
+type UntrustedPeerError struct {
+	Peer  peer.ID
+	DID   did.DID
+	Score float64
+	Class string
+	Need  float64 // the lowest score allowed to connect
+}
+
+func (e *UntrustedPeerError) Error() string {
+	return fmt.Sprintf("%s is refused: its DID %s scores %v here (%s), and trusted mode connects only to DIDs scoring %v or more",
+		e.Peer, e.DID, e.Score, e.Class, e.Need)
+}
+
+// HungUpError means the peer closed a new connection right after the
+// handshake, before it identified: it refuses this node (trusted mode
+// without trust in this node's DID, a block, or its resource limits).
+type HungUpError struct {
+	Peer peer.ID
+	Addr string
+	// Self is this node's DID, which the peer's operator would trust.
+	Self did.DID
+}
+
+func (e *HungUpError) Error() string {
+	return fmt.Sprintf("%s at %s closed the connection right after the handshake: it refuses this node", e.Peer, e.Addr)
+}

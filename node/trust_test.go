@@ -10,6 +10,7 @@ import (
 
 	"github.com/intercooperative/icn/internal/harness"
 	"github.com/intercooperative/icn/internal/testutil"
+	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
 )
@@ -63,8 +64,19 @@ func TestTrustedModeRefusesUntrustedConnections(t *testing.T) {
 	guard := harness.Start(t, 1, trustedMode("known", "known", "known"))[0]
 	stranger := harness.Start(t, 1)[0]
 
-	requireDialFails(t, stranger, guard.Multiaddr(), guard.Status().PeerID)
+	// The stranger is told the guard hung up, the guard that its policy
+	// refuses the stranger.
+	_, err := stranger.Dial(ctx, controlapi.DialRequest{Addr: guard.Multiaddr()})
+	var hu *node.HungUpError
+	require.ErrorAs(t, err, &hu)
+	require.Equal(t, stranger.DID(), hu.Self)
+	require.Eventually(t, func() bool { return !connectedTo(stranger, guard.Status().PeerID) }, 10*time.Second, 20*time.Millisecond)
 	require.GreaterOrEqual(t, testutil.MetricSum(t, guard.Registry, "icn_network_connections_rejected_untrusted_total", nil), float64(1))
+	_, err = guard.Dial(ctx, controlapi.DialRequest{Addr: stranger.Multiaddr()})
+	var ue *node.UntrustedPeerError
+	require.ErrorAs(t, err, &ue)
+	require.Equal(t, stranger.DID(), ue.DID)
+	require.Equal(t, 0.1, ue.Need)
 	v, err := guard.TrustShow(stranger.DID().String())
 	require.NoError(t, err)
 	require.False(t, v.MayConnect)

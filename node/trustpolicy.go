@@ -201,7 +201,9 @@ func (g *trustGuard) recheck(h host.Host) {
 	}
 	for _, p := range h.Network().Peers() {
 		if ok, d, s := g.mayConnect(p); !ok {
-			g.refuse(p, d, s, network.DirUnknown, "rescored")
+			for _, c := range h.Network().ConnsToPeer(p) {
+				g.refuse(p, d, s, c.Stat().Direction, "rescored")
+			}
 			_ = h.Network().ClosePeer(p)
 		}
 	}

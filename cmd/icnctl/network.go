@@ -115,7 +115,7 @@ func (a *app) dialCmd() *cobra.Command {
 			return a.output(p, func(w io.Writer) {
 				d := p.DID
 				if d == "" {
-					d = "(DID unknown)"
+					d = "DID unknown"
 				}
 				fmt.Fprintf(w, "connected to %s (%s)\n", p.PeerID, d)
 			})

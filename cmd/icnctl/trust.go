@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,7 +29,21 @@ func (a *app) trustCmd() *cobra.Command {
 	return cmd
 }
 
-const scoreHint = "a score is a number from 0 to 1, e.g. 0.8; classes start at 0.1 (known), 0.4 (partner) and 0.7 (federated)"
+// scoreHint is what icnd says about a bad score too.
+const scoreHint = "a trust score is a number from 0 (none) to 1 (full), e.g. 0.8; classes start at 0.1 (known), 0.4 (partner) and 0.7 (federated)"
+
+// negativeScore turns pflag's reading of a negative score as a flag
+// ("unknown shorthand flag: '0' in -0.2") into a score error.
+func negativeScore(c *cobra.Command, err error) error {
+	if _, arg, ok := strings.Cut(err.Error(), "unknown shorthand flag: "); ok {
+		if _, v, ok := strings.Cut(arg, " in "); ok {
+			if _, perr := strconv.ParseFloat(v, 64); perr == nil {
+				return withHint(fmt.Errorf("score %s is not from 0 to 1", v), scoreHint)
+			}
+		}
+	}
+	return withHint(err, fmt.Sprintf("see `%s --help`", c.CommandPath()))
+}
 
 func (a *app) trustAddCmd() *cobra.Command {
 	var labels []string
@@ -48,7 +63,7 @@ func (a *app) trustAddCmd() *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			score, err := strconv.ParseFloat(args[1], 64)
-			if err != nil {
+			if err != nil || math.IsNaN(score) || math.IsInf(score, 0) {
 				return withHint(fmt.Errorf("score %q is not a number", args[1]), scoreHint)
 			}
 			if expires != "" {
@@ -71,6 +86,7 @@ func (a *app) trustAddCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.SetFlagErrorFunc(negativeScore)
 	cmd.Flags().StringArrayVar(&labels, "label", nil, "a `LABEL` for the attestation (repeatable; 1-32 characters of a-z 0-9 : _ . -)")
 	cmd.Flags().StringVar(&expires, "expires", "", "the attestation lapses after this `DURATION` (e.g. 720h; default never)")
 	return cmd
@@ -174,16 +190,28 @@ func (a *app) trustGraphCmd() *cobra.Command {
 				return err
 			}
 			return a.output(g, func(w io.Writer) {
-				fmt.Fprintf(w, "%d edges, %d scored DIDs (use --json for all of it)\n", len(g.Edges), len(g.Scores))
-				for _, s := range g.Scores {
-					fmt.Fprintf(w, "%s  %s  %s\n", fmtScore(s.Score), s.Class, s.DID)
+				fmt.Fprintf(w, "%d edges, %d scored DIDs (--json lists the edges)\n", len(g.Edges), len(g.Scores))
+				if len(g.Scores) == 0 {
+					return
 				}
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SCORE\tCLASS\tDID")
+				for _, s := range g.Scores {
+					self := ""
+					if s.DID == g.Self {
+						self = "  (this node)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s%s\n", fmtScore(s.Score), s.Class, s.DID, self)
+				}
+				tw.Flush()
 			})
 		},
 	}
 }
 
-func fmtScore(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
+// fmtScore prints a score to 6 significant digits: a computed score
+// carries float noise (0.36000000000000004); --json keeps it exact.
+func fmtScore(s float64) string { return strconv.FormatFloat(s, 'g', 6, 64) }
 
 func labelText(ls []string) string {
 	if len(ls) == 0 {

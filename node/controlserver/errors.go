@@ -51,6 +51,8 @@ func Describe(err error) *controlapi.Error {
 		blocked    *blocklist.BlockedError
 		noEdge     *node.NoTrustEdgeError
 		untrusted  *node.UntrustedAuthorError
+		untrustedP *node.UntrustedPeerError
+		hungUp     *node.HungUpError
 		gwOff      *node.GatewayOffError
 		noToken    *node.UnknownTokenError
 	)
@@ -151,6 +153,12 @@ func Describe(err error) *controlapi.Error {
 		return set(http.StatusNotFound, "check the jti (`icnctl gateway token` prints it when it mints); `icnctl gateway revoke --all` revokes every token")
 	case errors.As(err, &untrusted):
 		return set(http.StatusForbidden, "this node runs in trusted mode; its operator admits the author with `icnctl trust add DID SCORE` (or another member it trusts attests the author)")
+	case errors.As(err, &untrustedP):
+		return set(http.StatusForbidden, fmt.Sprintf("this node runs in trusted mode: `icnctl trust add %s %v` (or more) admits it; `icnctl trust show %s` says how it scores",
+			untrustedP.DID, untrustedP.Need, untrustedP.DID))
+	case errors.As(err, &hungUp):
+		return set(http.StatusBadGateway, fmt.Sprintf("if that node runs [trust] mode = \"trusted\", its operator admits this one with `icnctl trust add %s SCORE`; "+
+			"if it blocked this node, `icnctl network unblock %s` there lifts it; its log names the cause (SECURITY …)", hungUp.Self, hungUp.Self))
 	case errors.Is(err, node.ErrTrustSelf):
 		return set(http.StatusBadRequest, "attest trust in another member's DID; this node trusts itself already")
 	case errors.As(err, &noEdge):
