@@ -103,6 +103,7 @@ func TestTrustedModeRefusesUntrustedEntries(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Zero(t, guard.LedgerHead().Entries)
 	require.Zero(t, testutil.MetricSum(t, guard.Registry, "icn_ledger_sync_entries_rejected_total", nil), "not the peer's fault")
+	require.GreaterOrEqual(t, testutil.MetricSum(t, guard.Registry, "icn_ledger_entries_refused_untrusted_total", nil), float64(1))
 
 	_, err = guard.TrustAdd(ctx, controlapi.TrustAddRequest{DID: stranger.DID().String(), Score: 0.2})
 	require.NoError(t, err)

@@ -35,15 +35,22 @@ type trustGuard struct {
 	log       *slog.Logger
 	bootstrap map[peer.ID]bool
 	rejected  prometheus.Counter
+	// refusedEntries counts ledger entries refused by the ledger class.
+	refusedEntries prometheus.Counter
 
 	mu     sync.Mutex
 	logged map[peer.ID]time.Time
+	// loggedAuthors rate-limits the log line of refused entries.
+	loggedAuthors map[did.DID]time.Time
 }
 
 func newTrustGuard(cfg config.Config, graph *trustgraph.Graph, book *identity.Book, reg prometheus.Registerer, log *slog.Logger) (*trustGuard, error) {
 	g := &trustGuard{cfg: cfg, graph: graph, book: book, log: log, bootstrap: map[peer.ID]bool{}, logged: map[peer.ID]time.Time{},
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "icn_network_connections_rejected_untrusted_total",
-			Help: "Connections refused or closed in trusted mode because the peer's DID is below the connect bar ([trust] min_connect_class or network.min_trust_threshold)."})}
+			Help: "Connections refused or closed in trusted mode because the peer's DID is below the connect bar ([trust] min_connect_class or network.min_trust_threshold)."}),
+		refusedEntries: prometheus.NewCounter(prometheus.CounterOpts{Name: "icn_ledger_entries_refused_untrusted_total",
+			Help: "Ledger entries refused in trusted mode because their author is below [trust] min_ledger_class (not stored; sync brings them once the author is trusted)."}),
+		loggedAuthors: map[did.DID]time.Time{}}
 	for _, a := range cfg.Network.BootstrapPeers {
 		if m, err := config.AddrMultiaddr(a); err == nil {
 			if ai, err := peer.AddrInfoFromP2pAddr(m); err == nil {
@@ -51,8 +58,10 @@ func newTrustGuard(cfg config.Config, graph *trustgraph.Graph, book *identity.Bo
 			}
 		}
 	}
-	if err := reg.Register(g.rejected); err != nil {
-		return nil, err
+	for _, c := range []prometheus.Collector{g.rejected, g.refusedEntries} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -125,6 +134,8 @@ func (g *trustGuard) admitEntry(self did.DID) func(*ledger.Entry) error {
 			return nil
 		}
 		if c := g.graph.Class(e.Author); c < min {
+			g.refusedEntries.Inc()
+			g.noteRefusedEntry(e.Author, c, min)
 			return &UntrustedAuthorError{Author: e.Author, Class: c, Need: min}
 		}
 		return nil
@@ -207,4 +218,20 @@ func (g *trustGuard) recheck(h host.Host) {
 			_ = h.Network().ClosePeer(p)
 		}
 	}
+}
+
+// noteRefusedEntry logs a refused author at most once per blockLogInterval.
+func (g *trustGuard) noteRefusedEntry(author did.DID, c, need trust.Class) {
+	now := time.Now()
+	g.mu.Lock()
+	if last, ok := g.loggedAuthors[author]; ok && now.Sub(last) < blockLogInterval {
+		g.mu.Unlock()
+		return
+	}
+	if len(g.loggedAuthors) >= 1024 {
+		clear(g.loggedAuthors)
+	}
+	g.loggedAuthors[author] = now
+	g.mu.Unlock()
+	g.log.Info("ledger entries refused: their author is below the ledger class", "author", author, "class", c.String(), "need", need.String())
 }
