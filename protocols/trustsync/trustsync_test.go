@@ -2,8 +2,8 @@ package trustsync
 
 import (
 	"context"
-	"encoding/binary"
 	"crypto/ed25519"
+	"encoding/binary"
 	"io"
 	"log/slog"
 	"sync"
