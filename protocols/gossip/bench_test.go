@@ -6,13 +6,18 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/protocols/identity"
 )
 
 // BenchmarkGossip compares this layer with bare GossipSub on the same
@@ -59,23 +64,36 @@ func benchMessage(warm bool) []byte {
 }
 
 func runDelivery(b *testing.B, publish func([]byte) error, recv <-chan []byte, window int) {
-	// Warm up until the mesh carries messages from A to C.
+	warmUp(b, publish, recv)
+	b.ResetTimer()
+	elapsed, lat := deliver(b, publish, recv, window, b.N)
+	b.StopTimer()
+	reportDelivery(b, "", elapsed, b.N, lat)
+	b.ReportMetric(0, "ns/op")
+}
+
+// warmUp publishes until the mesh carries messages from A to C.
+func warmUp(b *testing.B, publish func([]byte) error, recv <-chan []byte) {
 	deadline := time.Now().Add(15 * time.Second)
-warm:
 	for {
 		require.NoError(b, publish(benchMessage(true)))
 		select {
 		case <-recv:
-			break warm
+			return
 		case <-time.After(100 * time.Millisecond):
 			require.True(b, time.Now().Before(deadline), "the mesh never formed")
 		}
 	}
-	lat := make([]time.Duration, 0, b.N)
+}
+
+// deliver publishes n messages with at most window in flight and returns
+// the time until C received them all and each one's latency.
+func deliver(b *testing.B, publish func([]byte) error, recv <-chan []byte, window, n int) (time.Duration, []time.Duration) {
+	lat := make([]time.Duration, 0, n)
 	inflight := make(chan struct{}, window)
 	done := make(chan error, 1)
 	go func() {
-		for len(lat) < b.N {
+		for len(lat) < n {
 			select {
 			case p := <-recv:
 				if p[8] == 1 {
@@ -84,26 +102,48 @@ warm:
 				lat = append(lat, time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(p)))))
 				<-inflight
 			case <-time.After(30 * time.Second):
-				done <- fmt.Errorf("stalled after %d of %d messages", len(lat), b.N)
+				done <- fmt.Errorf("stalled after %d of %d messages", len(lat), n)
 				return
 			}
 		}
 		done <- nil
 	}()
-	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
+	for range n {
 		inflight <- struct{}{}
 		require.NoError(b, publish(benchMessage(false)))
 	}
 	require.NoError(b, <-done)
-	elapsed := time.Since(start)
-	b.StopTimer()
+	return time.Since(start), lat
+}
+
+// nonzeroCounters lists the counters of reg above zero, for a failure
+// message.
+func nonzeroCounters(b *testing.B, reg *prometheus.Registry) string {
+	mfs, err := reg.Gather()
+	require.NoError(b, err)
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if v := m.GetCounter().GetValue(); v > 0 {
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetName()+"="+l.GetValue())
+				}
+				out = append(out, fmt.Sprintf("%s{%s}=%v", mf.GetName(), strings.Join(labels, ","), v))
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// reportDelivery reports throughput and latency percentiles, their units
+// suffixed by suffix.
+func reportDelivery(b *testing.B, suffix string, elapsed time.Duration, n int, lat []time.Duration) {
 	slices.Sort(lat)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s"+suffix)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs"+suffix)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs"+suffix)
 }
 
 func lineOfThree(b *testing.B) [3]host.Host {
@@ -149,15 +189,34 @@ func setupBare(b *testing.B) (func([]byte) error, <-chan []byte) {
 }
 
 func setupICN(b *testing.B) (func([]byte) error, <-chan []byte) {
+	return setupICNWith(b, nil)
+}
+
+// setupICNWith is setupICN; hooks, when set, adds Deps to node i.
+func setupICNWith(b *testing.B, hooks func(i int, ids [3]*did.Identity, d *Deps)) (func([]byte) error, <-chan []byte) {
+	var ids [3]*did.Identity
+	for i := range ids {
+		ids[i] = testIdentity(b)
+	}
 	var ns [3]*node
 	for i := range ns {
-		ns[i] = newNode(b, func(c *Config, _ *Deps) {
+		ns[i] = newNodeWith(b, ids[i], newHost(b, ids[i].NodeKey), identity.NewBook(), nil, func(c *Config, d *Deps) {
 			c.RateLimit, c.RateBurst = 1e9, 1<<20
 			c.AnnounceInterval = DefaultAnnounceInterval
+			if hooks != nil {
+				hooks(i, ids, d)
+			}
 		})
 	}
 	link(b, ns[0], ns[1])
 	link(b, ns[1], ns[2])
+	b.Cleanup(func() {
+		if b.Failed() {
+			for i, n := range ns {
+				b.Logf("node %c: %s", 'A'+i, nonzeroCounters(b, n.reg))
+			}
+		}
+	})
 	require.NoError(b, ns[1].svc.Join(chatTopic))
 	sub, err := ns[2].svc.Subscribe(chatTopic, 4096)
 	require.NoError(b, err)
