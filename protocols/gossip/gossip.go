@@ -918,15 +918,11 @@ func (s *Service) publish(ctx context.Context, tp *topic, typ string, payload []
 // is marked Relay (trusted enough) is charged to that publisher's bucket
 // instead; anything else waits on src's bucket as usual.
 func (s *Service) relayAllowed(src peer.ID, pm *pubsub.Message, now time.Time) bool {
-	if s.limiter.tier == nil {
-		return false
-	}
 	origin := pm.GetFrom()
-	if origin == "" || origin == src || origin == s.h.ID() || !s.limiter.tier(origin).Relay {
+	if origin == "" || origin == src || origin == s.h.ID() {
 		return false
 	}
-	ok, _ := s.limiter.allow(origin, now)
-	return ok
+	return s.limiter.allowRelayed(origin, now)
 }
 
 // validator is the topic's GossipSub validator: rate limit first, then admit.

@@ -28,6 +28,7 @@ type limEntry struct {
 	lim    *rate.Limiter
 	last   time.Time
 	class  string
+	relay  bool
 	tierAt time.Time
 }
 
@@ -63,6 +64,27 @@ func newPeerLimiter(perSecond float64, burst, max int, idle time.Duration) *peer
 func (l *peerLimiter) allow(p peer.ID, now time.Time) (bool, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	e := l.entryLocked(p, now)
+	return e.lim.AllowN(now, 1), e.class
+}
+
+// allowRelayed takes a token from the bucket of p, the publisher of a
+// message relayed by a peer over its limit, when p's tier is marked Relay;
+// it reports whether it did. The tier comes from p's entry, refreshed like
+// any other, so a flood of relays costs no tier lookup per message.
+func (l *peerLimiter) allowRelayed(p peer.ID, now time.Time) bool {
+	if l.tier == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entryLocked(p, now)
+	return e.relay && e.lim.AllowN(now, 1)
+}
+
+// entryLocked is p's entry, made (with its tier's full bucket) or its tier
+// refreshed as needed; l.mu is held.
+func (l *peerLimiter) entryLocked(p peer.ID, now time.Time) *limEntry {
 	e := l.peers[p]
 	if e == nil {
 		if len(l.peers) >= l.max {
@@ -72,9 +94,8 @@ func (l *peerLimiter) allow(p peer.ID, now time.Time) (bool, string) {
 			l.evictLocked()
 		}
 		if l.tier != nil {
-			// A new peer starts with its tier's full bucket.
 			t := l.tier(p)
-			e = &limEntry{lim: rate.NewLimiter(rate.Limit(t.Rate), t.Burst), class: t.Class, tierAt: now}
+			e = &limEntry{lim: rate.NewLimiter(rate.Limit(t.Rate), t.Burst), class: t.Class, relay: t.Relay, tierAt: now}
 		} else {
 			e = &limEntry{lim: rate.NewLimiter(l.limit, l.burst)}
 		}
@@ -82,7 +103,7 @@ func (l *peerLimiter) allow(p peer.ID, now time.Time) (bool, string) {
 	}
 	if l.tier != nil && (now.Sub(e.tierAt) >= tierRefresh || now.Before(e.tierAt)) {
 		t := l.tier(p)
-		e.tierAt, e.class = now, t.Class
+		e.tierAt, e.class, e.relay = now, t.Class, t.Relay
 		if rate.Limit(t.Rate) != e.lim.Limit() {
 			e.lim.SetLimitAt(now, rate.Limit(t.Rate))
 		}
@@ -91,7 +112,7 @@ func (l *peerLimiter) allow(p peer.ID, now time.Time) (bool, string) {
 		}
 	}
 	e.last = now
-	return e.lim.AllowN(now, 1), e.class
+	return e
 }
 
 func (l *peerLimiter) evictLocked() {

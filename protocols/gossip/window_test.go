@@ -165,3 +165,22 @@ func TestTieredLimiter(t *testing.T) {
 	n, _ = count("low", later.Add(time.Second))
 	require.Equal(t, 20, n)
 }
+
+// A relayed message is charged to its publisher's bucket only when the
+// publisher's tier says Relay, and the tier is not asked per message.
+func TestAllowRelayed(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	asked := 0
+	tiers := map[peer.ID]Tier{"trusted": {Class: "partner", Rate: 100, Burst: 3, Relay: true}, "stranger": {Class: "isolated", Rate: 10, Burst: 2}}
+	l := newTieredLimiter(100, 20, func(p peer.ID) Tier { asked++; return tiers[p] })
+	require.False(t, l.allowRelayed("stranger", now))
+	n := 0
+	for range 10 {
+		if l.allowRelayed("trusted", now) {
+			n++
+		}
+	}
+	require.Equal(t, 3, n, "the publisher's burst")
+	require.Equal(t, 2, asked, "one lookup per peer within tierRefresh")
+	require.False(t, newPeerLimiter(100, 20, 10, time.Minute).allowRelayed("trusted", now), "no tiers, no relay credit")
+}
