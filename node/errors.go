@@ -27,8 +27,9 @@ var (
 	// ErrStopping: the network stack is stopping or being rebuilt (key
 	// rotation); the request may work a moment later.
 	ErrStopping = errors.New("icnd is stopping or re-keying its network")
-	// ErrLedgerTopic: a ledger topic cannot be left; the node manages it.
-	ErrLedgerTopic = errors.New("ledger topics are managed by icnd itself")
+	// ErrLedgerTopic: a ledger topic (or the trust topic) cannot be left
+	// or written to directly; the node manages it.
+	ErrLedgerTopic = errors.New("ledger and trust topics are managed by icnd itself")
 )
 
 // Arg names an argument of a request, so a front door can say how to give

@@ -76,6 +76,9 @@ func (n *Node) GossipLeave(topic string) error {
 	if strings.HasPrefix(topic, "ledger:") {
 		return fmt.Errorf("%s carries the ledger; the node stays on it: %w", topic, ErrLedgerTopic)
 	}
+	if topic == TrustTopic {
+		return fmt.Errorf("%s carries the trust graph; the node stays on it: %w", topic, ErrLedgerTopic)
+	}
 	svc := n.current().gossip
 	joined := false
 	for _, t := range svc.Topics() {

@@ -123,6 +123,9 @@ func (n *Node) GossipPublishEnvelope(ctx context.Context, topic string, raw []by
 	if strings.HasPrefix(topic, "ledger:") {
 		return controlapi.GossipPublished{}, fmt.Errorf("%s carries the ledger; submit entries to /v1/ledger/entries: %w", topic, ErrLedgerTopic)
 	}
+	if topic == TrustTopic {
+		return controlapi.GossipPublished{}, fmt.Errorf("%s carries the trust graph's attestations, which nodes make: %w", topic, ErrLedgerTopic)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	p, err := n.current().gossip.PublishEnvelope(ctx, topic, raw)

@@ -130,7 +130,7 @@ func Describe(err error) *controlapi.Error {
 	case errors.As(err, &tooLarge):
 		return set(http.StatusRequestEntityTooLarge, "send less data, or raise gossip.max_message_size on every node")
 	case errors.Is(err, node.ErrLedgerTopic):
-		return set(http.StatusForbidden, "ledger topics are managed by icnd itself")
+		return set(http.StatusForbidden, "icnd joins these topics itself and stays on them; write to them with `icnctl ledger pay` or `icnctl trust add`")
 	case errors.As(err, &notJoined):
 		return set(http.StatusNotFound, "`icnctl gossip topics` lists the joined topics")
 	case errors.Is(err, node.ErrStopping), errors.Is(err, gossip.ErrStopped):
