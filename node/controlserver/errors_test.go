@@ -52,7 +52,7 @@ func TestDescribe(t *testing.T) {
 		{"refused", &store.RefusedError{Reason: "something else"}, http.StatusUnprocessableEntity, "nothing was written"},
 		{"wrong passphrase", did.ErrWrongPassphrase, http.StatusForbidden, "ICN_KEYSTORE_PASSPHRASE"},
 		{"too large", &gossip.TooLargeError{Size: 2, Limit: 1}, http.StatusRequestEntityTooLarge, "max_message_size"},
-		{"ledger topic", node.ErrLedgerTopic, http.StatusForbidden, "managed by icnd"},
+		{"ledger topic", node.ErrLedgerTopic, http.StatusForbidden, "icnd joins these topics itself"},
 		{"not joined", &node.TopicNotJoinedError{Topic: "x"}, http.StatusNotFound, "gossip topics"},
 		{"stopping", node.ErrStopping, http.StatusServiceUnavailable, "try again"},
 		{"gossip stopped", gossip.ErrStopped, http.StatusServiceUnavailable, "try again"},
