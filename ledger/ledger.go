@@ -731,13 +731,31 @@ func (l *Ledger) Balances() []AccountBalance {
 			out = append(out, AccountBalance{l.ids[k.acct], l.curs[k.cur], v})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Currency.String() != b.Currency.String() {
-			return a.Currency.String() < b.Currency.String()
+	// Sorted by currency, then account, in their text forms; each text
+	// form (base58) is made once, not once per comparison.
+	type keyed struct {
+		cur, acct string
+		b         AccountBalance
+	}
+	ks := make([]keyed, len(out))
+	curText := map[CurrencyID]string{}
+	for i, b := range out {
+		ct, ok := curText[b.Currency]
+		if !ok {
+			ct = b.Currency.String()
+			curText[b.Currency] = ct
 		}
-		return a.Account.String() < b.Account.String()
+		ks[i] = keyed{ct, b.Account.String(), b}
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].cur != ks[j].cur {
+			return ks[i].cur < ks[j].cur
+		}
+		return ks[i].acct < ks[j].acct
 	})
+	for i := range ks {
+		out[i] = ks[i].b
+	}
 	return out
 }
 

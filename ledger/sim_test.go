@@ -169,4 +169,11 @@ func checkInvariants(t testing.TB, l *Ledger) {
 	for c, s := range sums {
 		require.Zero(t, s, "balances in %s sum to %d", c, s)
 	}
+	// Balances come sorted by currency, then account, in their text forms.
+	bs := l.Balances()
+	for i := 1; i < len(bs); i++ {
+		a, b := bs[i-1], bs[i]
+		ca, cb := a.Currency.String(), b.Currency.String()
+		require.True(t, ca < cb || (ca == cb && a.Account.String() < b.Account.String()), "balances %d and %d out of order", i-1, i)
+	}
 }
