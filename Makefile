@@ -14,7 +14,7 @@ STATICCHECK_VERSION ?= v0.8.2
 GOBIN_DIR   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: build test run devnet lint fuzz clean distclean staticcheck
+.PHONY: build test run devnet lint fuzz clean distclean staticcheck dashboards
 
 ## build: write bin/icnd and bin/icnctl, stamped with VERSION
 build:
@@ -53,6 +53,14 @@ fuzz:
 			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
 		done; \
 	done
+
+## dashboards: copy go-libp2p's Grafana dashboards (the version in go.mod) into
+## configs/grafana/dashboards/libp2p, hard-coded datasource UIDs fixed up
+dashboards:
+	$(GO) mod download github.com/libp2p/go-libp2p
+	$(GO) run ./internal/dashboards/cmd/libp2p-dashboards \
+		-src "$$($(GO) list -m -f '{{.Dir}}' github.com/libp2p/go-libp2p)/dashboards" \
+		-dst configs/grafana/dashboards/libp2p
 
 ## clean: remove build output
 clean:

@@ -22,6 +22,7 @@ var levels = []struct {
 	{0, "internal/passphrase"},
 	{0, "internal/testutil"},
 	{0, "internal/fsowner"},
+	{0, "internal/dashboards"},
 	{1, "did"},
 	{2, "ledger"},
 	{2, "trust"},
