@@ -101,11 +101,12 @@ func (g *Graph) SetMaxPerIssuer(n int) { g.maxPerIssuer = n }
 //
 // The edge's held attestation decides: the same bytes are a Duplicate, a
 // lower seq is Outdated, the same seq with other content is Replayed.
-// An attestation newer than the held one, or for a new edge, is Accepted,
-// unless it has expired at now: then it is refused as Expired, and the held
-// one, which the issuer's lapsed newer word has superseded, is removed. So
-// whoever mirrors the graph in storage stores what Get(a.Key()) returns
-// after Add, and deletes the key when it returns nothing.
+// An attestation newer than the held one, or for a new edge, is Accepted
+// and held; one that has already expired at now is held too, as the
+// issuer's newest word (it carries nothing), and reported as Expired, so
+// an older attestation of the edge replayed later is Outdated. Whoever
+// mirrors the graph in storage stores what Get(a.Key()) returns after an
+// Accepted or Expired result.
 func (g *Graph) Add(a *Attestation, now time.Time) Result {
 	if a == nil || a.checkStatic(true) != nil {
 		return Malformed
@@ -168,11 +169,13 @@ func (g *Graph) addHashed(a *Attestation, block []byte, h [sha256.Size]byte, now
 			return Replayed
 		}
 	}
+	// An attestation that has already expired is held all the same (it
+	// carries nothing: Edges leaves it out): it is the issuer's newest
+	// word, so an older attestation of the edge, replayed later, is
+	// Outdated here as on the nodes that held it while it was live.
+	result := Accepted
 	if a.Expired(now) {
-		if old != nil {
-			g.remove(ie, at)
-		}
-		return Expired
+		result = Expired
 	}
 	if ie == nil {
 		ie = &issuerEdges{id: a.Issuer, key: keyOf(a.Issuer)}
@@ -194,7 +197,7 @@ func (g *Graph) addHashed(a *Attestation, block []byte, h [sha256.Size]byte, now
 	}
 	g.byHash[h] = nh
 	xor(&ie.digest, &h)
-	return Accepted
+	return result
 }
 
 // findIssuer is the index of an issuer key in g.order, or where it would

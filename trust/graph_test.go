@@ -36,22 +36,32 @@ func TestAddResults(t *testing.T) {
 	require.Empty(t, g.Edges(t0))
 	require.Len(t, g.All(), 1)
 
-	// An expired attestation for a new edge is refused.
+	// A live attestation that expires later: held, then carrying nothing
+	// from its ExpiresAt.
 	c, _ := signed(t, alice, Attestation{Subject: carol.id, Score: 0.5, IssuedAt: t0, ExpiresAt: t0.Add(time.Hour), Seq: 1})
-	require.Equal(t, Expired, g.Add(c, t0.Add(time.Hour)))
-	_, ok = g.Get(c.Key())
-	require.False(t, ok)
 	require.Equal(t, Accepted, g.Add(c, t0))
 	require.Len(t, g.Edges(t0.Add(time.Hour-time.Second)), 1)
 	require.Empty(t, g.Edges(t0.Add(time.Hour)), "expired at ExpiresAt")
 
-	// An expired attestation newer than the held one supersedes it: the
-	// edge carries nothing and is held no more.
+	// An attestation newer than the held one that has already expired is
+	// the issuer's newest word all the same: held (carrying nothing), so
+	// the older one replayed later is outdated, as on a node that held the
+	// newer one while it was live.
 	c2, _ := signed(t, alice, Attestation{Subject: carol.id, Score: 0.9, IssuedAt: t0, ExpiresAt: t0.Add(time.Minute), Seq: 2})
 	require.Equal(t, Expired, g.Add(c2, t0.Add(2*time.Minute)))
-	_, ok = g.Get(c.Key())
-	require.False(t, ok)
-	require.Equal(t, 1, g.Len())
+	got, ok = g.Get(c.Key())
+	require.True(t, ok)
+	require.Equal(t, uint64(2), got.Seq)
+	require.Equal(t, Outdated, g.Add(c, t0))
+	require.Empty(t, g.Edges(t0.Add(2*time.Minute)), "an expired newest word leaves the edge empty")
+	require.Equal(t, 2, g.Len())
+
+	// So is an expired attestation of an edge never seen before.
+	dave := newMember(t, "dave", 0)
+	d2, _ := signed(t, alice, Attestation{Subject: dave.id, Score: 0.9, IssuedAt: t0, ExpiresAt: t0.Add(time.Minute), Seq: 2})
+	d1, _ := signed(t, alice, Attestation{Subject: dave.id, Score: 0.9, IssuedAt: t0, Seq: 1})
+	require.Equal(t, Expired, g.Add(d2, t0.Add(time.Hour)))
+	require.Equal(t, Outdated, g.Add(d1, t0.Add(time.Hour)))
 
 	require.Equal(t, Malformed, g.Add(nil, t0))
 	unsigned := *at(9, 0.5, time.Time{})

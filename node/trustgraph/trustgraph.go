@@ -105,9 +105,8 @@ func Open(ctx context.Context, store ds.Datastore, opts Options) (*Graph, error)
 	return g, nil
 }
 
-func key(a *trust.Attestation) ds.Key { return edgeKey(a.Key()) }
-
-func edgeKey(k trust.EdgeKey) ds.Key {
+func key(a *trust.Attestation) ds.Key {
+	k := a.Key()
 	return ds.NewKey("/a/" + k.Issuer.String() + "/" + k.Subject.String())
 }
 
@@ -138,19 +137,15 @@ func (g *Graph) Ingest(ctx context.Context, blocks [][]byte) ([]trust.Result, er
 	now := g.opts.Now()
 	out := make([]trust.Result, len(blocks))
 	var keep []*trust.Attestation
-	var drop []trust.EdgeKey
 	g.mu.Lock()
 	for i, b := range blocks {
 		res, a := g.g.AddBlock(b, now)
 		out[i] = res
-		switch res {
-		case trust.Accepted:
-			keep = append(keep, a)
-		case trust.Expired:
-			// The issuer's newer word has lapsed: the graph dropped the
-			// edge it superseded, and storage follows.
-			if _, held := g.g.Get(a.Key()); !held {
-				drop = append(drop, a.Key())
+		// An expired newest word is held too (it carries nothing, and
+		// keeps older attestations of its edge outdated): stored alike.
+		if res == trust.Accepted || res == trust.Expired {
+			if held, ok := g.g.Get(a.Key()); ok {
+				keep = append(keep, held)
 			}
 		}
 	}
@@ -158,12 +153,7 @@ func (g *Graph) Ingest(ctx context.Context, blocks [][]byte) ([]trust.Result, er
 	for _, r := range out {
 		g.received.WithLabelValues(string(r)).Inc()
 	}
-	for _, k := range drop {
-		if err := g.store.Delete(ctx, edgeKey(k)); err != nil {
-			return out, fmt.Errorf("trustgraph: drop a lapsed attestation: %w", err)
-		}
-	}
-	if len(keep) == 0 && len(drop) == 0 {
+	if len(keep) == 0 {
 		return out, nil
 	}
 	if err := g.persist(ctx, keep); err != nil {
@@ -210,7 +200,7 @@ func (g *Graph) Attest(ctx context.Context, key ed25519.PrivateKey, subject did.
 	}
 	res := g.g.Add(a, g.opts.Now())
 	g.mu.Unlock()
-	if res != trust.Accepted {
+	if res != trust.Accepted && res != trust.Expired {
 		return nil, nil, fmt.Errorf("trustgraph: own attestation not accepted (%s)", res)
 	}
 	if err := g.persist(ctx, []*trust.Attestation{a}); err != nil {

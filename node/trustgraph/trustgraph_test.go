@@ -81,8 +81,9 @@ func TestIngestPersistsAndScores(t *testing.T) {
 	require.Equal(t, before, g.Scores().Score(bob.did), "the same graph gives the same score")
 }
 
-// An attestation newer than the held one that has already lapsed removes
-// the edge in memory and in storage.
+// An attestation newer than the held one that has already lapsed is held
+// and stored as the issuer's newest word: the edge carries nothing, and the
+// older attestation, replayed, is outdated, after a reopen too.
 func TestLapsedNewerWordDropsTheEdge(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ds")
 	me, alice, bob := newMember(t, 1), newMember(t, 2), newMember(t, 3)
@@ -96,13 +97,20 @@ func TestLapsedNewerWordDropsTheEdge(t *testing.T) {
 	res, err := g.Ingest(context.Background(), [][]byte{attestation(t, alice, bob.did, 1, 2, now.Add(-time.Hour), now.Add(-time.Minute))})
 	require.NoError(t, err)
 	require.Equal(t, []trust.Result{trust.Expired}, res)
-	_, held = g.Get(alice.did, bob.did)
-	require.False(t, held)
+	a, held := g.Get(alice.did, bob.did)
+	require.True(t, held)
+	require.Equal(t, uint64(2), a.Seq)
+	require.Empty(t, g.Edges())
 	closeStore()
 	g, _, closeStore = open(t, dir, me.did, clock)
 	defer closeStore()
-	_, held = g.Get(alice.did, bob.did)
-	require.False(t, held, "storage followed the graph")
+	a, held = g.Get(alice.did, bob.did)
+	require.True(t, held, "storage followed the graph")
+	require.Equal(t, uint64(2), a.Seq)
+	res, err = g.Ingest(context.Background(), [][]byte{attestation(t, alice, bob.did, 1, 1, now.Add(-time.Hour), time.Time{})})
+	require.NoError(t, err)
+	require.Equal(t, []trust.Result{trust.Outdated}, res, "the older word cannot come back")
+	require.Empty(t, g.Edges())
 }
 
 // This node's own attestations get a seq that supersedes what it made
