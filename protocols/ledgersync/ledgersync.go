@@ -47,6 +47,7 @@ import (
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/ledger"
+	"github.com/intercooperative/icn/protocols/internal/streams"
 )
 
 // ID is the protocol ID.
@@ -159,27 +160,9 @@ func New(h host.Host, led Ledger, log *slog.Logger, opts Options) *Service {
 // ctx, so the end of ctx resets the streams being answered. It returns when
 // they have all ended.
 func (s *Service) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	stopped := false
-	s.h.SetStreamHandler(ID, func(st network.Stream) {
-		mu.Lock()
-		if stopped {
-			mu.Unlock()
-			st.Reset()
-			return
-		}
-		wg.Add(1)
-		mu.Unlock()
-		defer wg.Done()
-		s.handle(ctx, st)
-	})
+	srv := streams.Serve(ctx, s.h, ID, s.handle)
 	<-ctx.Done()
-	s.h.RemoveStreamHandler(ID)
-	mu.Lock()
-	stopped = true
-	mu.Unlock()
-	wg.Wait()
+	srv.Stop()
 	return nil
 }
 

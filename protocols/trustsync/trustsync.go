@@ -35,6 +35,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/protocols/internal/streams"
 	"github.com/intercooperative/icn/trust"
 )
 
@@ -105,30 +106,11 @@ const AntiEntropyInterval = time.Minute
 // when every stream and sync it started has ended.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer wg.Wait() // the syncs, last
+	srv := streams.Serve(ctx, s.h, ID, s.handle)
+	defer srv.Stop() // the streams being answered, once ctx has ended
 	defer cancel()
-	var mu sync.Mutex
-	stopped := false
-	s.h.SetStreamHandler(ID, func(st network.Stream) {
-		mu.Lock()
-		if stopped {
-			mu.Unlock()
-			st.Reset()
-			return
-		}
-		wg.Add(1)
-		mu.Unlock()
-		defer wg.Done()
-		s.handle(ctx, st)
-	})
-	defer func() {
-		s.h.RemoveStreamHandler(ID)
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
-	}()
 	sub, err := s.h.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted), new(event.EvtPeerProtocolsUpdated)})
 	if err != nil {
 		return err
