@@ -185,7 +185,7 @@ func (n *Node) healthHandler() http.Handler {
 			controlapi.WriteError(w, &controlapi.Error{Status: http.StatusNotFound, Message: "this node serves no Gateway API"})
 		})
 	}
-	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/", n.traceHTTP("gateway", gw))
 	return mux
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/quic-go/quic-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/node/blocklist"
@@ -33,7 +35,10 @@ const DialTimeout = 15 * time.Second
 // then the DID-derived one, and if the peer at Addr turns out to have another
 // key (it rotated), it connects to that key and accepts it only if its
 // binding is signed by the DID.
-func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi.Peer, error) {
+func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (_ controlapi.Peer, err error) {
+	ctx, span := n.tracer.Start(ctx, "network.dial", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("icn.did", req.DID), attribute.String("icn.addr", req.Addr)))
+	defer func() { endSpan(span, err) }()
 	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	st := n.current()
@@ -64,7 +69,7 @@ func (n *Node) Dial(ctx context.Context, req controlapi.DialRequest) (controlapi
 		}
 		// No redial: a peer that hung up on the dial refuses this node,
 		// and a second handshake would only be refused (and counted) again.
-		if _, err := st.idsvc.Fetch(network.WithNoDial(ctx, "dialled just now"), pid); err != nil {
+		if _, err := n.fetchBinding(network.WithNoDial(ctx, "dialled just now"), st, pid); err != nil {
 			if hu := n.hungUp(st, pid, req.Addr, err); hu != nil {
 				return controlapi.Peer{}, hu
 			}
@@ -117,7 +122,7 @@ func (n *Node) candidatePeers(want did.DID, fromAddr peer.ID) []peer.ID {
 // proveDID checks that the connected peer p presents a binding for want;
 // otherwise it disconnects.
 func (n *Node) proveDID(ctx context.Context, st *netStack, p peer.ID, want did.DID, addr string) (controlapi.Peer, error) {
-	bd, err := st.idsvc.Fetch(network.WithNoDial(ctx, "dialled just now"), p)
+	bd, err := n.fetchBinding(network.WithNoDial(ctx, "dialled just now"), st, p)
 	if err != nil {
 		hu := n.hungUp(st, p, addr, err)
 		_ = st.h.Network().ClosePeer(p)

@@ -67,6 +67,7 @@ func newGossip(deps stackDeps, st *netStack) (*gossip.Service, error) {
 		},
 		Tier:        deps.trustG.tier,
 		AllowAuthor: deps.trustG.allowAuthor(),
+		Tracer:      deps.tp.Tracer(gossipTracer),
 	})
 }
 

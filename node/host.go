@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -21,6 +19,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/intercooperative/icn/did"
@@ -67,8 +66,8 @@ type stackDeps struct {
 	metrics *netMetrics
 	ledger  *store.Store
 	syncM   *ledgersync.Metrics
-	// ledgerPub carries the CIDs of the node's own new entries to push.
-	ledgerPub chan cid.Cid
+	// ledgerPub carries the node's own new entries to push.
+	ledgerPub chan pushEntry
 	gossip    *gossipShared
 	// penalties records peers caught misbehaving outside GossipSub (bad
 	// ledger blocks served by sync); the gossip score reads it. It outlives
@@ -82,6 +81,8 @@ type stackDeps struct {
 	trustPub chan []byte
 	// trustG applies the [trust] policy (trustpolicy.go).
 	trustG *trustGuard
+	// tp makes the spans of the stack's protocols.
+	tp trace.TracerProvider
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -138,14 +139,15 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	st.services = append(st.services, stackService{"dht", st.dht})
-	st.sync = newLedgerSync(h, deps.ledger, deps.syncM, deps.penalties, deps.log.With("component", "ledgersync"))
+	st.sync = newLedgerSync(h, deps.ledger, deps.syncM, deps.penalties, deps.log.With("component", "ledgersync"), deps.tp)
 	st.services = append(st.services, stackService{"ledgersync", st.sync})
 	if st.gossip, err = newGossip(deps, st); err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	st.services = append(st.services, stackService{"gossip", st.gossip})
 	st.services = append(st.services, stackService{"ledger-gossip", &ledgerGossip{
-		g: st.gossip, store: deps.ledger, sync: st.sync, pub: deps.ledgerPub, log: deps.log.With("component", "ledger-gossip")}})
+		g: st.gossip, store: deps.ledger, sync: st.sync, pub: deps.ledgerPub, log: deps.log.With("component", "ledger-gossip"),
+		tracer: deps.tp.Tracer(tracerName)}})
 	st.services = append(st.services, stackService{"trust-gossip", &trustGossip{
 		g: st.gossip, graph: deps.trust, pub: deps.trustPub, log: deps.log.With("component", "trust")}})
 	st.services = append(st.services, stackService{"trustsync", trustsync.New(h, trustSyncGraph{deps.trust}, deps.log.With("component", "trustsync"))})

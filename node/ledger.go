@@ -13,6 +13,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/ledger"
@@ -152,7 +154,9 @@ func (n *Node) signer() (did.DID, func(*ledger.Entry) ([]byte, error)) {
 
 // appendEntry builds the node's next entry, refuses it if it would be
 // quarantined, stores it durably, and returns it.
-func (n *Node) appendEntry(ctx context.Context, fill func(l *ledger.Ledger, e *ledger.Entry) error) (controlapi.Entry, error) {
+func (n *Node) appendEntry(ctx context.Context, fill func(l *ledger.Ledger, e *ledger.Entry) error) (_ controlapi.Entry, err error) {
+	ctx, span := n.tracer.Start(ctx, "ledger.append")
+	defer func() { endSpan(span, err) }()
 	me, sign := n.signer()
 	var built *ledger.Entry
 	res, err := n.ledger.Append(ctx, func(l *ledger.Ledger) ([]byte, error) {
@@ -171,15 +175,17 @@ func (n *Node) appendEntry(ctx context.Context, fill func(l *ledger.Ledger, e *l
 	n.ledger.Read(func(l *ledger.Ledger) {
 		out = entryInfo(l, &ledger.Verified{Entry: built, CID: res.CID}, res.Status, res.Reason)
 	})
-	n.published(res.CID)
+	span.SetAttributes(attribute.String("icn.ledger.cid", res.CID.String()), attribute.String("icn.ledger.status", res.Status.String()))
+	n.published(ctx, res.CID)
 	return out, nil
 }
 
-// published is called with every entry the node itself wrote; gossip wires
-// it to push the entry to peers.
-func (n *Node) published(c cid.Cid) {
+// published is called with every entry the node itself wrote (or a member
+// submitted), in the trace of the request; gossip wires it to push the
+// entry to peers in that trace.
+func (n *Node) published(ctx context.Context, c cid.Cid) {
 	if n.onPublish != nil {
-		n.onPublish(c)
+		n.onPublish(c, trace.SpanContextFromContext(ctx))
 	}
 }
 

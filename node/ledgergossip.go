@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/intercooperative/icn/ledger"
 	"github.com/intercooperative/icn/ledger/store"
@@ -85,8 +87,18 @@ type ledgerGossip struct {
 	g     *gossip.Service
 	store *store.Store
 	sync  *ledgersync.Scheduler
-	pub   <-chan cid.Cid
+	pub   <-chan pushEntry
 	log   *slog.Logger
+	// tracer makes the ledger.ingest spans of pushed entries that came
+	// with a trace.
+	tracer trace.Tracer
+}
+
+// pushEntry is one of the node's own entries to push, and the trace it was
+// written in (invalid when none).
+type pushEntry struct {
+	cid cid.Cid
+	sc  trace.SpanContext
 }
 
 // refreshInterval is how often new currencies are looked for to subscribe to.
@@ -155,7 +167,8 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 		case now := <-tick.C:
 			refresh()
 			announce(now)
-		case c := <-lg.pub:
+		case pe := <-lg.pub:
+			c := pe.cid
 			block, err := lg.store.Block(ctx, c)
 			if err != nil {
 				lg.log.Warn("cannot read an entry to push it", "cid", c, "err", err)
@@ -168,7 +181,8 @@ func (lg *ledgerGossip) Run(ctx context.Context) error {
 			}
 			for _, sym := range entrySymbols(e) {
 				subscribe(LedgerTopic(sym))
-				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				// The push is part of the trace the entry was written in.
+				pctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(ctx, pe.sc), 10*time.Second)
 				_, err := lg.g.Publish(pctx, LedgerTopic(sym), LedgerEntryType, block)
 				cancel()
 				if err != nil && ctx.Err() == nil {
@@ -204,24 +218,31 @@ func (lg *ledgerGossip) receive(ctx context.Context, sub *gossip.Subscription) {
 		if m.Type == LedgerStateType {
 			mine := stateAnnouncement(lg.store)
 			if !bytes.Equal(mine[:], m.Payload) {
-				lg.sync.Kick(m.From)
+				lg.sync.Kick(m.From, m.Trace)
 			}
 			continue
 		}
 		if m.Type != LedgerEntryType {
 			continue
 		}
-		res, err := lg.store.Ingest(ctx, [][]byte{m.Payload}, nil)
+		ictx, end := ingestSpan(trace.ContextWithSpanContext(ctx, m.Trace), lg.tracer, 1)
+		res, err := lg.store.Ingest(ictx, [][]byte{m.Payload}, nil)
 		if err != nil {
+			end(err)
 			if ctx.Err() == nil {
-				lg.log.Warn("storing a pushed ledger entry failed", "err", err)
+				lg.log.WarnContext(ictx, "storing a pushed ledger entry failed", "err", err)
 			}
 			continue
 		}
+		if len(res) == 1 {
+			trace.SpanFromContext(ictx).SetAttributes(attribute.String("icn.ledger.cid", res[0].CID.String()),
+				attribute.String("icn.ledger.status", res[0].Status.String()))
+		}
+		end(nil)
 		if len(res) == 1 && res[0].Status == ledger.StatusPending {
 			// Its parents are unknown here: fetch the history from whoever
-			// passed it on.
-			lg.sync.Kick(m.ReceivedFrom)
+			// passed it on, in the same trace.
+			lg.sync.Kick(m.ReceivedFrom, trace.SpanContextFromContext(ictx))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/ledger"
@@ -19,12 +20,16 @@ import (
 // the store.
 
 // newLedgerSync builds the scheduler of one stack over the durable store.
-func newLedgerSync(h host.Host, s *store.Store, m *ledgersync.Metrics, pen ledgersync.Penalizer, log *slog.Logger) *ledgersync.Scheduler {
-	return ledgersync.NewScheduler(ledgersync.SchedulerConfig{Host: h, Ledger: storeLedger{s}, Metrics: m, Penalties: pen, Log: log})
+func newLedgerSync(h host.Host, s *store.Store, m *ledgersync.Metrics, pen ledgersync.Penalizer, log *slog.Logger, tp trace.TracerProvider) *ledgersync.Scheduler {
+	return ledgersync.NewScheduler(ledgersync.SchedulerConfig{Host: h, Ledger: storeLedger{s, tp.Tracer(tracerName)}, Metrics: m, Penalties: pen, Log: log,
+		Tracer: tp.Tracer(ledgersyncTracer)})
 }
 
 // storeLedger adapts the durable store to the sync protocol.
-type storeLedger struct{ s *store.Store }
+type storeLedger struct {
+	s      *store.Store
+	tracer trace.Tracer
+}
 
 func (a storeLedger) Summary() map[did.DID]ledger.AuthorSummary {
 	var out map[did.DID]ledger.AuthorSummary
@@ -41,7 +46,9 @@ func (a storeLedger) Block(ctx context.Context, c cid.Cid) ([]byte, error) { ret
 // Ingest stores blocks from a peer and says which it refused. A block
 // refused because the batch could not be stored (err) is this node's
 // failure, not the peer's, and is not counted against it.
-func (a storeLedger) Ingest(ctx context.Context, _ peer.ID, blocks [][]byte) (ledgersync.Stats, error) {
+func (a storeLedger) Ingest(ctx context.Context, _ peer.ID, blocks [][]byte) (_ ledgersync.Stats, err error) {
+	ctx, end := ingestSpan(ctx, a.tracer, len(blocks))
+	defer func() { end(err) }()
 	res, err := a.s.Ingest(ctx, blocks, nil)
 	st := ledgersync.Stats{Received: len(blocks)}
 	for _, r := range res {

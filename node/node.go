@@ -24,6 +24,8 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/intercooperative/icn/did"
@@ -63,6 +65,10 @@ type Options struct {
 	// answers /v1/ with 404. A handler that is an io.Closer is closed
 	// with the node.
 	Gateway func(*Node) (http.Handler, error)
+	// TracerProvider makes the node's spans (control and gateway
+	// requests, dials, gossip, the ledger, sync): cmd/icnd passes
+	// internal/tracing's. Nil means none are made.
+	TracerProvider trace.TracerProvider
 	// GatewaySecret is the Gateway API's token secret
 	// (config.LoadGatewaySecret), at least auth.MinSecretBytes; nil means
 	// none, and the gateway is off. With Config.Gateway.Enabled false, or
@@ -89,6 +95,12 @@ type Node struct {
 	// buildStack is newStack; tests replace it to make a rebuild fail.
 	buildStack func(stackDeps, *did.Identity) (*netStack, error)
 
+	// tp is Options.TracerProvider (a no-op one when none was given);
+	// tracer is the node's own. traced says whether tp is a real one.
+	tp     trace.TracerProvider
+	tracer trace.Tracer
+	traced bool
+
 	control    func(*Node) http.Handler
 	gatewayAPI http.Handler
 	controlLn  net.Listener
@@ -99,8 +111,9 @@ type Node struct {
 	ledger *store.Store
 	// trust is the trust graph; it outlives key rotations too.
 	trust *trustgraph.Graph
-	// onPublish, when set, is told about every entry this node writes.
-	onPublish func(cid.Cid)
+	// onPublish, when set, is told about every entry this node writes, and
+	// the trace it was written in.
+	onPublish func(cid.Cid, trace.SpanContext)
 
 	// gw is the gateway's token issuer and records; nil when the gateway
 	// is off, because of the setting gwOffKey, as gwOff says.
@@ -137,8 +150,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	reg := opts.Registry
 	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = NewRegistry()
 	}
 	if err := config.EnsureDataDir(cfg.DataDir); err != nil {
 		return nil, err
@@ -157,6 +169,11 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		started:  time.Now(),
 	}
 	n.buildStack = newStack
+	n.tp, n.traced = opts.TracerProvider, opts.TracerProvider != nil
+	if n.tp == nil {
+		n.tp = noop.NewTracerProvider()
+	}
+	n.tracer = n.tp.Tracer(tracerName)
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -178,7 +195,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip metrics: %w", err)
 	}
-	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs,
+	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs, tp: n.tp,
 		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
 	if n.deps.blocks, err = n.openBlocks(ctx, opts.Identity.DID); err != nil {
 		return nil, fmt.Errorf("blocklist: %w", err)
@@ -200,10 +217,10 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("ledger metrics: %w", err)
 	}
 	n.deps.ledger = n.ledger
-	n.deps.ledgerPub = make(chan cid.Cid, 1024)
-	n.onPublish = func(c cid.Cid) {
+	n.deps.ledgerPub = make(chan pushEntry, 1024)
+	n.onPublish = func(c cid.Cid, sc trace.SpanContext) {
 		select {
-		case n.deps.ledgerPub <- c:
+		case n.deps.ledgerPub <- pushEntry{c, sc}:
 		default: // the push queue is full: sync will carry it
 		}
 	}
@@ -229,6 +246,14 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 		}
 	}
 	return n, nil
+}
+
+// NewRegistry is a metrics registry with the Go runtime and process
+// collectors, what a node uses when Options.Registry is nil.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // Registry is where the node's metrics are registered; front doors built
@@ -333,6 +358,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.control != nil {
 		control = n.control(n)
 	}
+	control = n.traceHTTP("control", control)
 	serve("control socket", n.controlLn, control, nil)
 	serve("health", n.healthLn, n.healthHandler(), func(srv *http.Server) {
 		// The health listener may face the network (it serves the

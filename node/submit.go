@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/ledger"
@@ -40,6 +41,11 @@ func (n *Node) NextEntry(author did.DID) (seq uint64, prev cid.Cid, parents []ci
 // stores it durably, and pushes it to peers. A block already held is not
 // an error: dup is true and the stored entry is returned.
 func (n *Node) SubmitEntry(ctx context.Context, block []byte) (out controlapi.Entry, dup bool, err error) {
+	ctx, span := n.tracer.Start(ctx, "ledger.submit")
+	defer func() {
+		span.SetAttributes(attribute.Bool("icn.ledger.duplicate", dup))
+		endSpan(span, err)
+	}()
 	v, err := n.ledger.VerifyBlock(block) // with the store's key cache
 	if err != nil {
 		return controlapi.Entry{}, false, err
@@ -68,7 +74,8 @@ func (n *Node) SubmitEntry(ctx context.Context, block []byte) (out controlapi.En
 		return controlapi.Entry{}, false, err
 	}
 	n.ledger.Read(func(l *ledger.Ledger) { out = entryInfo(l, v, res.Status, res.Reason) })
-	n.published(res.CID)
+	span.SetAttributes(attribute.String("icn.ledger.cid", res.CID.String()))
+	n.published(ctx, res.CID)
 	return out, false, nil
 }
 

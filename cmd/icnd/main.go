@@ -18,11 +18,14 @@ import (
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/intercooperative/icn/configs"
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/internal/logging"
 	"github.com/intercooperative/icn/internal/passphrase"
+	"github.com/intercooperative/icn/internal/tracing"
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/node"
 	"github.com/intercooperative/icn/node/config"
@@ -113,6 +116,16 @@ func loadConfig(f flags) (config.Config, gatewaySecret, error) {
 	return cfg, gatewaySecret{secret: secret, source: source}, nil
 }
 
+// tracingFlushTimeout bounds how long a stopping icnd waits for the
+// collector to take the spans still queued.
+const tracingFlushTimeout = 5 * time.Second
+
+// tracingConfig is what internal/tracing reads: the setting, the process
+// environment and the version.
+func tracingConfig(cfg config.Config) tracing.Config {
+	return tracing.Config{Endpoint: cfg.Observability.OTLPEndpoint, Getenv: os.Getenv, Version: version.Version}
+}
+
 // gatewayLine says, for --check-config, whether the gateway will be served
 // and where its secret comes from; never the secret.
 func gatewayLine(cfg config.Config, gs gatewaySecret) string {
@@ -179,12 +192,21 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		tl, err := tracing.Check(tracingConfig(cfg))
+		if err != nil {
+			return fmt.Errorf("config is not valid: %w", err)
+		}
 		fmt.Fprintln(stdout, "# effective configuration (defaults < config file < flags); valid")
 		fmt.Fprintln(stdout, gatewayLine(cfg, gs))
+		fmt.Fprintln(stdout, "# "+tl)
 		_, err = stdout.Write(out)
 		return err
 	}
 	if err != nil {
+		return err
+	}
+	// A bad OTEL_* variable stops the start, as a bad setting does.
+	if _, err := tracing.Check(tracingConfig(cfg)); err != nil {
 		return err
 	}
 	level, err := config.ParseLogLevel(cfg.Observability.LogLevel)
@@ -213,8 +235,32 @@ func daemon(cmd *cobra.Command, f flags, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n, err := node.New(ctx, node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Control: controlserver.Handler(log),
-		GatewaySecret: gs.secret, Gateway: gateway.Handler(log)})
+	reg := node.NewRegistry()
+	tc := tracingConfig(cfg)
+	tc.Registerer, tc.Logger = reg, log
+	tc.Attributes = []attribute.KeyValue{attribute.String("service.instance.id", id.DID.String()), attribute.String("icn.did", id.DID.String())}
+	tp, err := tracing.Setup(ctx, tc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("tracing: spans still queued at exit were not exported", "err", err)
+		}
+	}()
+	opts := node.Options{Config: cfg, Identity: id, Keystore: ks, Logger: log, Registry: reg, Control: controlserver.Handler(log),
+		GatewaySecret: gs.secret, Gateway: gateway.Handler(log)}
+	if tp.Enabled() {
+		log.Info(tp.String())
+		opts.TracerProvider = tp
+		// The one global: the Kademlia DHT makes its spans with otel's
+		// global provider, so its lookups show up in the same traces.
+		otel.SetTracerProvider(tp)
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Debug("opentelemetry", "err", err) }))
+	}
+	n, err := node.New(ctx, opts)
 	if err != nil {
 		return err
 	}

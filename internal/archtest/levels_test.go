@@ -23,6 +23,7 @@ var levels = []struct {
 	{0, "internal/testutil"},
 	{0, "internal/fsowner"},
 	{0, "internal/dashboards"},
+	{0, "internal/tracing"},
 	{1, "did"},
 	{2, "ledger"},
 	{2, "trust"},

@@ -10,18 +10,45 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // New builds the slog logger for level and format ("json" in any case,
 // else text). Durations are written as strings ("1.5s") in both formats:
 // slog's JSON handler would otherwise write them as integer nanoseconds.
+//
+// A line logged with a context that holds a span (slog's *Context
+// methods) carries trace_id and span_id, so the log of one payment can be
+// found from its trace and back.
 func New(w io.Writer, level slog.Level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsStrings}
 	if strings.EqualFold(format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(TraceIDs(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(TraceIDs(slog.NewTextHandler(w, opts)))
 }
+
+// TraceIDs wraps h so that records logged with a context holding a valid
+// span context get trace_id and span_id attributes (hex, as OTLP and
+// Jaeger show them).
+func TraceIDs(h slog.Handler) slog.Handler { return traceHandler{h} }
+
+type traceHandler struct{ slog.Handler }
+
+func (t traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r = r.Clone()
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return t.Handler.Handle(ctx, r)
+}
+
+func (t traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return traceHandler{t.Handler.WithAttrs(as)}
+}
+
+func (t traceHandler) WithGroup(name string) slog.Handler { return traceHandler{t.Handler.WithGroup(name)} }
 
 // durationsAsStrings is a slog ReplaceAttr: a time.Duration value becomes
 // its String() form.

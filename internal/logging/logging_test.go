@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -55,4 +57,23 @@ func TestDurationsAreStrings(t *testing.T) {
 			require.Contains(t, out, "spent=3s")
 		}
 	}
+}
+
+func TestTraceIDsInLines(t *testing.T) {
+	var b bytes.Buffer
+	log := New(&b, slog.LevelInfo, "json")
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	log.With("component", "x").InfoContext(ctx, "in a span", "k", 1)
+	log.Info("outside")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	require.Len(t, lines, 2)
+	var in, out map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &in))
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &out))
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", in["trace_id"])
+	require.Equal(t, "00f067aa0ba902b7", in["span_id"])
+	require.Equal(t, "x", in["component"])
+	require.NotContains(t, out, "trace_id")
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,6 +111,10 @@ type Observability struct {
 	HTTPBind    string `toml:"http_bind"`
 	LogLevel    string `toml:"log_level"`
 	LogFormat   string `toml:"log_format"`
+	// OTLPEndpoint is where spans go (OTLP base URL, e.g.
+	// http://collector:4318) when OTEL_EXPORTER_OTLP_ENDPOINT is not set;
+	// empty, with no such variable, leaves tracing off.
+	OTLPEndpoint string `toml:"otlp_endpoint,omitempty"`
 }
 
 // Duration is a time.Duration written in TOML as a string like "30s".
@@ -312,6 +317,11 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		return &Error{Key: "observability.log_format", Reason: fmt.Sprintf("%q is not one of text, json", c.Observability.LogFormat)}
+	}
+	if e := c.Observability.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: "observability.otlp_endpoint", Reason: fmt.Sprintf("%q is not an http or https URL with a host (e.g. http://collector:4318)", e)}
+		}
 	}
 	if err := c.Gateway.validate(); err != nil {
 		return err

@@ -107,6 +107,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"same ports", "[observability]\nhealth_port = 9100\n", "observability.health_port", "also metrics_port"},
 		{"bad log level", "[observability]\nlog_level = \"loud\"\n", "observability.log_level", "debug, info, warn, error"},
 		{"bad log format", "[observability]\nlog_format = \"xml\"\n", "observability.log_format", "text, json"},
+		{"bad otlp endpoint", "[observability]\notlp_endpoint = \"collector:4318\"\n", "observability.otlp_endpoint", "http or https URL"},
 		{"bad bind", "[observability]\nhttp_bind = \"localhost\"\n", "observability.http_bind", "not an IP"},
 		{"bad duration", "[network]\nconn_grace_period = \"soon\"\n", "network.conn_grace_period", "not a duration"},
 		{"watermarks", "[network]\nconn_low_water = 10\nconn_high_water = 5\n", "network.conn_high_water", "below conn_low_water"},

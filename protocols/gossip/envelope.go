@@ -245,8 +245,47 @@ func checkTypeName(t string) error {
 	return nil
 }
 
-// MessageID identifies an envelope: the SHA-256 of its encoding. It is also
-// the GossipSub message ID.
+// envelopeLen is the length of the envelope at the start of data, found
+// from its length fields alone (nothing is checked but that they fit):
+// what follows it on GossipSub is the extension block
+// (protocols/internal/wiretrace), which is not part of the message ID.
+func envelopeLen(data []byte) (int, bool) {
+	if len(data) < minEnvelopeSize || data[0] != EnvelopeVersion {
+		return 0, false
+	}
+	i := 1 + ed25519.PublicKeySize
+	for k := 0; k < 4; k++ {
+		v, n := binary.Uvarint(data[i:])
+		if n <= 0 {
+			return 0, false
+		}
+		i += n
+		if k >= 2 { // type and payload: a length, then the bytes
+			if v > uint64(len(data)-i) {
+				return 0, false
+			}
+			i += int(v)
+		}
+	}
+	i += ed25519.SignatureSize
+	if i > len(data) {
+		return 0, false
+	}
+	return i, true
+}
+
+// SplitWire splits GossipSub message data into the envelope and the
+// extension block that follows it (empty when there is none).
+func SplitWire(data []byte) (envelope, ext []byte, ok bool) {
+	n, ok := envelopeLen(data)
+	if !ok {
+		return nil, nil, false
+	}
+	return data[:n], data[n:], true
+}
+
+// MessageID identifies an envelope: the SHA-256 of its encoding (without
+// any extension block). It is also the GossipSub message ID.
 type MessageID [sha256.Size]byte
 
 // IDOf returns the ID of an encoded envelope.

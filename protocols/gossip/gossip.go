@@ -31,7 +31,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/protocols/internal/wiretrace"
 )
 
 // Tuning. docs/gossip.md explains the numbers.
@@ -183,6 +189,11 @@ type Deps struct {
 	// (not delivered, not relayed, no penalty: the node's trust policy
 	// does not admit its author). Counted as ReasonUntrusted.
 	AllowAuthor func(did.DID) bool
+	// Tracer makes the publish, validate and deliver spans; nil makes
+	// none. A published envelope carries the publish span's context in
+	// its extension block; one received with a context is validated and
+	// delivered in spans under it (Message.Trace).
+	Tracer trace.Tracer
 }
 
 // Message is an accepted envelope as delivered to subscribers. Subscribers
@@ -200,8 +211,14 @@ type Message struct {
 	Fetched bool
 	// Local is true for what this node published.
 	Local bool
+	// Trace is the context of the span the message was delivered in, when
+	// it arrived with a trace context (invalid otherwise): work done for
+	// the message (a ledger ingest) is a span under it.
+	Trace trace.SpanContext
 	// sigChecked: the envelope's own signature was verified (see admit).
 	sigChecked bool
+	// remote is the trace context the message arrived with.
+	remote trace.SpanContext
 }
 
 // Published describes a message this node published.
@@ -238,6 +255,8 @@ type Service struct {
 	limiter *peerLimiter
 	// allowAuthor is Deps.AllowAuthor.
 	allowAuthor func(did.DID) bool
+	// tracer is Deps.Tracer, a no-op one when nil.
+	tracer trace.Tracer
 	requests    *peerLimiter
 	fetchQ      chan fetchJob
 	// rateReports and rejectReports name misbehaving peers in the log.
@@ -291,6 +310,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if mem == nil {
 		mem = NewMemory(cfg)
 	}
+	if deps.Tracer == nil {
+		deps.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	s := &Service{
 		cfg: cfg, h: deps.Host, id: deps.Identity, bindings: deps.Bindings, mem: mem, m: deps.Metrics, log: log,
 		appScore:      deps.AppScore,
@@ -298,6 +320,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		keys:          newKeyCache(),
 		limiter:       newTieredLimiter(cfg.RateLimit, cfg.RateBurst, deps.Tier),
 		allowAuthor:   deps.AllowAuthor,
+		tracer:        deps.Tracer,
 		requests:      newPeerLimiter(requestRate, requestBurst, limiterPeers, limiterIdle),
 		fetchQ:        make(chan fetchJob, fetchQueue),
 		rateReports:   newPeerReporter(kindRateLimited, cfg.ReportInterval, reportPeers),
@@ -342,10 +365,15 @@ func (s *Service) startPubSub(ctx context.Context) (*pubsub.PubSub, error) {
 	return ps, nil
 }
 
-// messageID is the GossipSub message ID: SHA-256 of the envelope bytes, so
-// the same envelope is the same message whoever forwards it.
+// messageID is the GossipSub message ID: SHA-256 of the envelope bytes
+// (not the extension block after them), so the same envelope is the same
+// message whoever publishes or forwards it, with whatever trace context.
 func messageID(m *pb.Message) string {
-	sum := sha256.Sum256(m.Data)
+	data := m.Data
+	if env, _, ok := SplitWire(data); ok {
+		data = env
+	}
+	sum := sha256.Sum256(data)
 	return string(sum[:])
 }
 
@@ -674,7 +702,34 @@ func (s *Service) pump(ctx context.Context, tp *topic) {
 			}
 			continue
 		}
-		s.deliver(tp, msg, pm.Data)
+		s.deliverTraced(tp, msg, pm.Data)
+	}
+}
+
+// deliverTraced delivers msg, in a span under the trace context it
+// arrived with, if any.
+func (s *Service) deliverTraced(tp *topic, msg *Message, data []byte) {
+	raw, _, _ := SplitWire(data) // admit has checked it
+	if !msg.remote.IsValid() {
+		s.deliver(tp, msg, raw)
+		return
+	}
+	_, span := s.tracer.Start(trace.ContextWithRemoteSpanContext(context.Background(), msg.remote), "gossip.deliver",
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(msgAttrs(tp, msg)...))
+	msg.Trace = span.SpanContext()
+	s.deliver(tp, msg, raw)
+	span.End()
+}
+
+// msgAttrs describe a message on a span.
+func msgAttrs(tp *topic, msg *Message) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("icn.gossip.topic", tp.short),
+		attribute.String("icn.gossip.type", msg.Type),
+		attribute.String("icn.gossip.message_id", msg.ID.String()),
+		attribute.String("icn.gossip.author", msg.Author.String()),
+		attribute.String("icn.gossip.from", msg.From.String()),
+		attribute.String("icn.gossip.received_from", msg.ReceivedFrom.String()),
 	}
 }
 
@@ -881,11 +936,32 @@ func (s *Service) PublishEnvelope(ctx context.Context, short string, raw []byte)
 		return refuse(ReasonReplay, fmt.Errorf("seq %d of %s was already used, or is too old: use a larger seq (the time in microseconds is a good one)", env.Seq, env.Author))
 	}
 	msg := &Message{ID: id, Topic: tp.short, Envelope: *env, From: s.h.ID(), ReceivedFrom: s.h.ID(), Local: true, sigChecked: true}
-	if err := tp.t.Publish(ctx, append([]byte{}, raw...), pubsub.WithValidatorData(msg)); err != nil {
+	p, err := s.send(ctx, tp, msg, append([]byte{}, raw...))
+	if err == nil {
+		s.m.published.Inc()
+	}
+	return p, err
+}
+
+// send publishes an accepted envelope (raw) on GossipSub. Inside a trace
+// (ctx holds a span) it does so in a gossip.publish span whose context
+// travels in the extension block; outside one (periodic announcements) it
+// starts no trace of its own.
+func (s *Service) send(ctx context.Context, tp *topic, msg *Message, raw []byte) (Published, error) {
+	span := trace.SpanFromContext(ctx)
+	if span.SpanContext().IsValid() {
+		ctx, span = s.tracer.Start(ctx, "gossip.publish", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(msgAttrs(tp, msg)...))
+		defer span.End()
+	}
+	data := wiretrace.Append(raw, span.SpanContext())
+	if err := tp.t.Publish(ctx, data, pubsub.WithValidatorData(msg)); err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return Published{}, fmt.Errorf("publish on %s: %w", tp.wire, err)
 	}
-	s.m.published.Inc()
-	return Published{ID: id, Topic: tp.short, Seq: env.Seq, Peers: len(tp.t.ListPeers())}, nil
+	peers := len(tp.t.ListPeers())
+	span.SetAttributes(attribute.Int("icn.gossip.peers", peers))
+	return Published{ID: msg.ID, Topic: tp.short, Seq: msg.Seq, Peers: peers}, nil
 }
 
 func (s *Service) publish(ctx context.Context, tp *topic, typ string, payload []byte) (Published, error) {
@@ -905,10 +981,7 @@ func (s *Service) publish(ctx context.Context, tp *topic, typ string, payload []
 	id := IDOf(raw)
 	msg := &Message{ID: id, Topic: tp.short, Envelope: *env, From: s.h.ID(), ReceivedFrom: s.h.ID(), Local: true, sigChecked: true}
 	s.mem.window.check(env.Author, env.Seq, env.Timestamp, id, now)
-	if err := tp.t.Publish(ctx, raw, pubsub.WithValidatorData(msg)); err != nil {
-		return Published{}, fmt.Errorf("publish on %s: %w", tp.wire, err)
-	}
-	return Published{ID: id, Topic: tp.short, Seq: env.Seq, Peers: len(tp.t.ListPeers())}, nil
+	return s.send(ctx, tp, msg, raw)
 }
 
 // relayAllowed decides a message that src relays while src's own bucket
@@ -945,11 +1018,44 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 			s.noteRateLimited(src, tp.short, RateLimitMessages, now)
 			return pubsub.ValidationIgnore
 		}
+		span := s.validateSpan(tp, pm.Data, src)
 		msg, res := s.admit(tp, pm.Data, pm.GetFrom(), src, false, now)
 		if res == pubsub.ValidationAccept {
 			pm.ValidatorData = msg
 		}
+		if span != nil {
+			span.SetAttributes(attribute.String("icn.gossip.result", resultName(res)))
+			span.End()
+		}
 		return res
+	}
+}
+
+// validateSpan starts a gossip.validate span for data that carries a trace
+// context, under it; nil otherwise (no cost for untraced messages).
+func (s *Service) validateSpan(tp *topic, data []byte, src peer.ID) trace.Span {
+	_, ext, ok := SplitWire(data)
+	if !ok || len(ext) == 0 {
+		return nil
+	}
+	sc, err := wiretrace.Parse(ext)
+	if err != nil || !sc.IsValid() {
+		return nil
+	}
+	_, span := s.tracer.Start(trace.ContextWithRemoteSpanContext(context.Background(), sc), "gossip.validate",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("icn.gossip.topic", tp.short), attribute.String("icn.gossip.received_from", src.String())))
+	return span
+}
+
+func resultName(r pubsub.ValidationResult) string {
+	switch r {
+	case pubsub.ValidationAccept:
+		return "accept"
+	case pubsub.ValidationReject:
+		return "reject"
+	default:
+		return "ignore"
 	}
 }
 
@@ -965,6 +1071,21 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 	ignore := func(reason string) (*Message, pubsub.ValidationResult) {
 		s.m.reject(reason)
 		return nil, pubsub.ValidationIgnore
+	}
+	var remote trace.SpanContext
+	if !fetched { // GossipSub data: the envelope, then an extension block
+		env, ext, ok := SplitWire(raw)
+		if !ok {
+			return reject(ReasonMalformed)
+		}
+		if len(env) > s.cfg.MaxMessageSize {
+			return reject(ReasonOversize)
+		}
+		sc, err := wiretrace.Parse(ext)
+		if err != nil {
+			return reject(ReasonMalformed)
+		}
+		raw, remote = env, sc
 	}
 	if len(raw) > s.cfg.MaxMessageSize {
 		return reject(ReasonOversize)
@@ -1034,7 +1155,7 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 	case forgotten:
 		return ignore(ReasonReplay)
 	}
-	return &Message{ID: id, Topic: tp.short, Envelope: *env, From: from, ReceivedFrom: via, Fetched: fetched, sigChecked: sigChecked},
+	return &Message{ID: id, Topic: tp.short, Envelope: *env, From: from, ReceivedFrom: via, Fetched: fetched, sigChecked: sigChecked, remote: remote},
 		pubsub.ValidationAccept
 }
 

@@ -3,8 +3,10 @@
 //
 // The requester opens a stream and sends its summary: a uvarint author
 // count, then per author its 32-byte key, the highest seq it holds (8 bytes,
-// big-endian) and a 32-byte digest of those entries; then it closes its
-// write side. The responder answers with a uvarint N, the number of blocks
+// big-endian) and a 32-byte digest of those entries; then, optionally, an
+// extension block carrying the trace context of the pull
+// (protocols/internal/wiretrace; responders before it ignore it); then it
+// closes its write side. The responder answers with a uvarint N, the number of blocks
 // that follow (at most MaxEntriesPerResponse), then N frames (a uvarint
 // length and that many bytes, one block each, at most ledger.MaxEntrySize),
 // then an empty frame. Knowing N up front lets the requester report how far
@@ -44,10 +46,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/ledger"
 	"github.com/intercooperative/icn/protocols/internal/streams"
+	"github.com/intercooperative/icn/protocols/internal/wiretrace"
 )
 
 // ID is the protocol ID.
@@ -141,11 +148,15 @@ type Service struct {
 	log *slog.Logger
 	// OnServe is called with the number of blocks sent per request served.
 	onServe func(int)
+	tr      trace.Tracer
 }
 
 // Options are optional hooks.
 type Options struct {
 	OnServe func(sent int)
+	// Tracer makes a ledgersync.serve span for each request that carries
+	// a trace context; nil makes none.
+	Tracer trace.Tracer
 }
 
 // New builds the service; it registers nothing and starts nothing.
@@ -153,7 +164,10 @@ func New(h host.Host, led Ledger, log *slog.Logger, opts Options) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{h: h, led: led, log: log, onServe: opts.OnServe}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	return &Service{h: h, led: led, log: log, onServe: opts.OnServe, tr: opts.Tracer}
 }
 
 // Run serves the protocol until ctx ends: each request is answered under
@@ -234,7 +248,8 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 	}
 	_ = st.SetReadDeadline(time.Now().Add(RequestTimeout))
 	summaryHeld := 0
-	remote, err := readSummary(bufio.NewReader(st), func(authors int) error {
+	br := bufio.NewReader(st)
+	remote, err := readSummary(br, func(authors int) error {
 		summaryHeld = authors * summaryCost
 		return mem.reserve(summaryHeld)
 	})
@@ -243,6 +258,29 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 			return 0, err
 		}
 		return 0, fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	// What follows the summary, up to the requester's end of writing, is
+	// an extension block (a trace context); requesters before it sent
+	// none.
+	ext, err := io.ReadAll(io.LimitReader(br, wiretrace.MaxBlock+1))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	sc, err := wiretrace.Parse(ext)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	if sc.IsValid() {
+		var span trace.Span
+		ctx, span = s.tr.Start(trace.ContextWithRemoteSpanContext(ctx, sc), "ledgersync.serve",
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("icn.peer", st.Conn().RemotePeer().String())))
+		defer func() {
+			span.SetAttributes(attribute.Int("icn.ledgersync.sent", sent))
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
 	}
 	_ = st.SetWriteDeadline(time.Now().Add(ResponseTimeout))
 	cids := s.led.MissingCIDs(remote, MaxEntriesPerResponse)
@@ -339,7 +377,11 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received, a
 		_ = st.SetDeadline(dl)
 	}
 	w := bufio.NewWriter(st)
-	if err := writeSummary(w, s.led.Summary()); err != nil || w.Flush() != nil {
+	err = writeSummary(w, s.led.Summary())
+	if err == nil {
+		_, err = w.Write(wiretrace.Append(nil, trace.SpanContextFromContext(ctx)))
+	}
+	if err != nil || w.Flush() != nil {
 		st.Reset()
 		return total, fmt.Errorf("send summary to %s: %w", p, err)
 	}

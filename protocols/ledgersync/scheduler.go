@@ -14,6 +14,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // AntiEntropyInterval is how often the scheduler pulls from a random peer
@@ -162,6 +166,9 @@ type SchedulerConfig struct {
 	// Penalties, if set, is charged for bad blocks and violations.
 	Penalties Penalizer
 	Log       *slog.Logger
+	// Tracer makes the ledgersync.pull and ledgersync.serve spans; nil
+	// makes none.
+	Tracer trace.Tracer
 }
 
 // Scheduler serves the protocol (its Service) and decides when to pull
@@ -178,7 +185,8 @@ type Scheduler struct {
 	m    *Metrics
 	pen  Penalizer
 	log  *slog.Logger
-	kick chan peer.ID
+	kick chan kick
+	tr   trace.Tracer
 	// want carries requests to start pulls (or join running ones) to Run,
 	// which owns every pull; stopped is closed when Run has returned.
 	want    chan pullWant
@@ -199,18 +207,31 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 		log = slog.Default()
 	}
 	led := accounted{Ledger: cfg.Ledger, m: cfg.Metrics, pen: cfg.Penalties, log: log}
-	svc := New(cfg.Host, led, log, Options{OnServe: func(n int) { cfg.Metrics.served.Add(float64(n)) }})
-	return &Scheduler{h: cfg.Host, svc: svc, m: cfg.Metrics, pen: cfg.Penalties, log: log, kick: make(chan peer.ID, 16),
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	svc := New(cfg.Host, led, log, Options{OnServe: func(n int) { cfg.Metrics.served.Add(float64(n)) }, Tracer: cfg.Tracer})
+	return &Scheduler{h: cfg.Host, svc: svc, m: cfg.Metrics, pen: cfg.Penalties, log: log, kick: make(chan kick, 16), tr: cfg.Tracer,
 		want: make(chan pullWant), stopped: make(chan struct{}), autoSlot: make(chan struct{}, 1), running: map[peer.ID]*pull{}}
 }
 
 // Service is the protocol service the scheduler runs.
 func (ls *Scheduler) Service() *Service { return ls.svc }
 
-// Kick asks for a sync with p soon; it never blocks.
-func (ls *Scheduler) Kick(p peer.ID) {
+// kick is a request for a pull from a peer, for the work of a trace (sc
+// valid) or not.
+type kick struct {
+	p  peer.ID
+	sc trace.SpanContext
+}
+
+// Kick asks for a sync with p soon; it never blocks. why is the trace of
+// the work that needs it (a gossiped entry whose parents are missing), or
+// an invalid SpanContext: the pull's span is part of that trace, or linked
+// to it when the pull is already running for another.
+func (ls *Scheduler) Kick(p peer.ID, why trace.SpanContext) {
 	select {
-	case ls.kick <- p:
+	case ls.kick <- kick{p, why}:
 	default:
 	}
 }
@@ -238,6 +259,7 @@ func (ls *Scheduler) Serving(ps []peer.ID) []peer.ID {
 // pullWant asks Run to pull from peers now; reply gets one handle per peer.
 type pullWant struct {
 	peers []peer.ID
+	sc    trace.SpanContext
 	reply chan []Pull
 }
 
@@ -279,21 +301,30 @@ func (ls *Scheduler) Run(ctx context.Context) error {
 		defer wg.Done()
 		_ = ls.svc.Run(ctx) // the responder serves under ctx
 	}()
-	start := func(p peer.ID, auto bool) Pull {
+	start := func(p peer.ID, auto bool, why trace.SpanContext) Pull {
 		ls.mu.Lock()
 		defer ls.mu.Unlock()
 		if r := ls.running[p]; r != nil {
+			r.link(why)
 			return Pull{r, true}
 		}
 		r := newPull(p)
 		ls.running[p] = r
+		pctx := ctx
+		if why.IsValid() {
+			// Only pulls done for a trace's work are traced: the periodic
+			// ones would each start a trace of their own.
+			pctx, r.span = ls.tr.Start(trace.ContextWithSpanContext(ctx, why), "ledgersync.pull",
+				trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.String("icn.peer", p.String())))
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if auto {
 				defer ls.takeAutoSlot(ctx)()
 			}
-			st, err := ls.syncWith(ctx, p, r.progress)
+			st, err := ls.syncWith(pctx, p, r.progress)
+			r.endSpan(st, err)
 			ls.mu.Lock()
 			delete(ls.running, p)
 			ls.mu.Unlock()
@@ -312,26 +343,26 @@ func (ls *Scheduler) Run(ctx context.Context) error {
 			switch e := ev.(type) {
 			case event.EvtPeerIdentificationCompleted:
 				if slices.Contains(e.Protocols, ID) {
-					start(e.Peer, true)
+					start(e.Peer, true, trace.SpanContext{})
 				}
 			case event.EvtPeerProtocolsUpdated:
 				// A peer that identified before it served the protocol
 				// (its stack was still starting, as after a key rotation).
 				if slices.Contains(e.Added, ID) {
-					start(e.Peer, true)
+					start(e.Peer, true, trace.SpanContext{})
 				}
 			}
-		case p := <-ls.kick:
-			start(p, true)
+		case k := <-ls.kick:
+			start(k.p, true, k.sc)
 		case w := <-ls.want:
 			runs := make([]Pull, len(w.peers))
 			for i, p := range w.peers {
-				runs[i] = start(p, false)
+				runs[i] = start(p, false, w.sc)
 			}
 			w.reply <- runs
 		case <-tick.C:
 			if cands := ls.Serving(ls.h.Network().Peers()); len(cands) > 0 {
-				start(cands[rand.IntN(len(cands))], true)
+				start(cands[rand.IntN(len(cands))], true, trace.SpanContext{})
 			}
 		}
 	}
@@ -384,7 +415,7 @@ func (ls *Scheduler) syncWith(ctx context.Context, p peer.ID, progress func(rece
 // and returns them to watch (WaitPulls). It fails with ErrStopped if Run is
 // not running or stops, and with ctx's error if ctx ends first.
 func (ls *Scheduler) PullNow(ctx context.Context, peers []peer.ID) ([]Pull, error) {
-	w := pullWant{peers: peers, reply: make(chan []Pull, 1)}
+	w := pullWant{peers: peers, sc: trace.SpanContextFromContext(ctx), reply: make(chan []Pull, 1)}
 	select {
 	case ls.want <- w:
 		return <-w.reply, nil
@@ -399,6 +430,9 @@ func (ls *Scheduler) PullNow(ctx context.Context, peers []peer.ID) ([]Pull, erro
 // may watch.
 type pull struct {
 	peer peer.ID
+	// span is the pull's span when it is traced; set before the pull
+	// starts, ended by it.
+	span trace.Span
 	mu   sync.Mutex
 	// received and announced as last reported by the protocol.
 	received, announced int
@@ -411,6 +445,25 @@ type pull struct {
 
 func newPull(p peer.ID) *pull {
 	return &pull{peer: p, watchers: map[chan struct{}]struct{}{}}
+}
+
+// link records that the work of trace sc waits on this running pull too.
+func (r *pull) link(sc trace.SpanContext) {
+	if r.span != nil && sc.IsValid() {
+		r.span.AddLink(trace.Link{SpanContext: sc})
+	}
+}
+
+func (r *pull) endSpan(st Stats, err error) {
+	if r.span == nil {
+		return
+	}
+	r.span.SetAttributes(attribute.Int("icn.ledgersync.announced", st.Announced), attribute.Int("icn.ledgersync.received", st.Received),
+		attribute.Int("icn.ledgersync.new", st.New), attribute.Int("icn.ledgersync.rejected", st.Rejected))
+	if err != nil {
+		r.span.SetStatus(codes.Error, err.Error())
+	}
+	r.span.End()
 }
 
 func (r *pull) progress(received, announced int) {
