@@ -48,7 +48,9 @@ func (t traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return traceHandler{t.Handler.WithAttrs(as)}
 }
 
-func (t traceHandler) WithGroup(name string) slog.Handler { return traceHandler{t.Handler.WithGroup(name)} }
+func (t traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{t.Handler.WithGroup(name)}
+}
 
 // durationsAsStrings is a slog ReplaceAttr: a time.Duration value becomes
 // its String() form.

@@ -256,9 +256,9 @@ type Service struct {
 	// allowAuthor is Deps.AllowAuthor.
 	allowAuthor func(did.DID) bool
 	// tracer is Deps.Tracer, a no-op one when nil.
-	tracer trace.Tracer
-	requests    *peerLimiter
-	fetchQ      chan fetchJob
+	tracer   trace.Tracer
+	requests *peerLimiter
+	fetchQ   chan fetchJob
 	// rateReports and rejectReports name misbehaving peers in the log.
 	rateReports, rejectReports *peerReporter
 
