@@ -237,6 +237,8 @@ func (lg *ledgerGossip) receive(ctx context.Context, sub *gossip.Subscription) {
 		if len(res) == 1 {
 			trace.SpanFromContext(ictx).SetAttributes(attribute.String("icn.ledger.cid", res[0].CID.String()),
 				attribute.String("icn.ledger.status", res[0].Status.String()))
+			lg.log.DebugContext(ictx, "ledger entry received by gossip", "cid", res[0].CID, "status", res[0].Status,
+				"duplicate", res[0].Duplicate, "from", m.ReceivedFrom)
 		}
 		end(nil)
 		if len(res) == 1 && res[0].Status == ledger.StatusPending {

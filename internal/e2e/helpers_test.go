@@ -62,13 +62,13 @@ func tempDir(t *testing.T) string {
 	return dir
 }
 
-// baseEnv is the process environment without any passphrase variable or
-// gateway secret.
+// baseEnv is the process environment without any passphrase variable,
+// gateway secret or OpenTelemetry setting.
 func baseEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "ICN_KEYSTORE_PASSPHRASE=") || strings.HasPrefix(kv, "ICN_PASSPHRASE=") ||
-			strings.HasPrefix(kv, "ICN_GATEWAY_JWT_SECRET=") {
+			strings.HasPrefix(kv, "ICN_GATEWAY_JWT_SECRET=") || strings.HasPrefix(kv, "OTEL_") {
 			continue
 		}
 		env = append(env, kv)
