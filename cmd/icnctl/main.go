@@ -17,10 +17,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/intercooperative/icn/did"
 	"github.com/intercooperative/icn/internal/fsowner"
 	"github.com/intercooperative/icn/internal/passphrase"
+	"github.com/intercooperative/icn/internal/tracing"
 	"github.com/intercooperative/icn/internal/version"
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
@@ -50,16 +53,47 @@ type app struct {
 // run executes icnctl and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr, pass: passphrase.FromProcess(), args: args}
+	tp, err := tracing.Setup(ctx, tracing.Config{Getenv: os.Getenv, ServiceName: "icnctl", Version: version.Version})
+	if err != nil {
+		a.printError(fmt.Errorf("%w (unset it, or fix it, to run icnctl)", err))
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
+		defer cancel()
+		_ = tp.Shutdown(sctx) // a collector that is not there must not fail the command
+	}()
 	root := a.rootCmd()
+	var span trace.Span
+	if tp.Enabled() {
+		// Each command is one trace: its requests to icnd carry it, so a
+		// restore of many batches is one trace across both processes.
+		root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+			var sctx context.Context
+			sctx, span = tp.Tracer("github.com/intercooperative/icn/cmd/icnctl").Start(cmd.Context(), cmd.CommandPath())
+			cmd.SetContext(sctx)
+		}
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err = root.ExecuteContext(ctx)
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	if err != nil {
 		a.printError(err)
 		return 1
 	}
 	return 0
 }
+
+// tracingFlushTimeout bounds how long icnctl waits, at exit, for the
+// collector to take its spans.
+const tracingFlushTimeout = 2 * time.Second
 
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{

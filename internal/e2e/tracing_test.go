@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,33 @@ func TestOnePaymentIsOneTraceAcrossThreeDaemons(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(c.logs.String(), "trace_id="+traceID)
 	}, 5*time.Second, 50*time.Millisecond, "C's log has no line with the payment's trace_id")
+
+	// With tracing on, an icnctl command is a trace of its own, and its
+	// requests to icnd are part of it: a restore of many batches is one
+	// trace over both processes.
+	car := filepath.Join(tempDir(t), "ledger.car")
+	r := ctlEnv(t, tracingEnv(col, false), dirB, "ledger", "backup", car)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = ctlEnv(t, tracingEnv(col, false), dirC, "ledger", "restore", car)
+	require.Equal(t, 0, r.code, r.stderr)
+	for cmd, want := range map[string]string{
+		"icnctl ledger backup":  "control GET " + controlapi.RouteLedgerBackup,
+		"icnctl ledger restore": "control POST " + controlapi.RouteLedgerImport,
+	} {
+		require.Eventually(t, func() bool {
+			for _, root := range col.spans() {
+				if root.name != cmd || root.service != "icnctl" || root.parentID != "" {
+					continue
+				}
+				for _, s := range col.spans() {
+					if s.traceID == root.traceID && s.parentID == root.spanID && s.name == want {
+						return true
+					}
+				}
+			}
+			return false
+		}, 20*time.Second, 100*time.Millisecond, "no %q trace holding %q", cmd, want)
+	}
 
 	// The spans left the nodes through the queue, and none were dropped.
 	_, m := a.get("/metrics")

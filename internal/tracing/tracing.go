@@ -48,6 +48,9 @@ type Config struct {
 	Endpoint string
 	// Getenv reads the environment; nil means no variable is set.
 	Getenv func(string) string
+	// ServiceName is the default service.name; empty means
+	// DefaultServiceName. OTEL_SERVICE_NAME overrides it.
+	ServiceName string
 	// Version is service.version.
 	Version string
 	// Attributes are added to the resource (the node's DID).
@@ -264,8 +267,12 @@ func Setup(ctx context.Context, c Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
+	name := c.ServiceName
+	if name == "" {
+		name = DefaultServiceName
+	}
 	attrs := append([]attribute.KeyValue{
-		attribute.String("service.name", DefaultServiceName),
+		attribute.String("service.name", name),
 		attribute.String("service.version", c.Version),
 	}, c.Attributes...)
 	// Later options win: the environment (OTEL_SERVICE_NAME,

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // SocketName is the control socket's file name inside the data dir.
@@ -271,6 +273,8 @@ func (c *Client) sendBody(ctx context.Context, method, route, contentType string
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	// Inside a trace (icnctl with tracing on), the request joins it.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if isNotRunning(err) {
