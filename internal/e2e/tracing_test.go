@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/intercooperative/icn/node/controlapi"
+	"github.com/intercooperative/icn/node/gatewayapi"
 )
 
 // collector is the OpenTelemetry collector's own OTLP receiver, listening
@@ -51,6 +53,7 @@ type span struct {
 	name, traceID, spanID, parentID string
 	service, instance               string
 	attrs                           map[string]string
+	links                           []string // trace IDs linked to
 }
 
 func (c *collector) spans() []span {
@@ -83,6 +86,9 @@ func toSpan(s ptrace.Span, svc, inst string) span {
 	for k, v := range s.Attributes().All() {
 		sp.attrs[k] = v.AsString()
 	}
+	for i := 0; i < s.Links().Len(); i++ {
+		sp.links = append(sp.links, s.Links().At(i).TraceID().String())
+	}
 	return sp
 }
 
@@ -108,7 +114,7 @@ func TestOnePaymentIsOneTraceAcrossThreeDaemons(t *testing.T) {
 	cfgA, pa := writeConfig(t, dirA, "127.0.0.1:0", "")
 	cfgB, pb := writeConfig(t, dirB, "127.0.0.1:0", "")
 	cfgC, pc := writeConfig(t, dirC, "127.0.0.1:0", "")
-	a := startDaemonEnv(t, tracingEnv(col, false), dirA, cfgA, pa)
+	a := startDaemonEnv(t, tracingEnv(col, false, "ICN_GATEWAY_JWT_SECRET="+randomSecret(t)), dirA, cfgA, pa)
 	b := startDaemonEnv(t, tracingEnv(col, false), dirB, cfgB, pb)
 	c := startDaemonEnv(t, tracingEnv(col, true, "OTEL_SERVICE_NAME=coop-c", "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=e2e"), dirC, cfgC, pc)
 	require.Contains(t, a.logs.String(), "tracing: on, OTLP http/protobuf")
@@ -236,6 +242,25 @@ func TestOnePaymentIsOneTraceAcrossThreeDaemons(t *testing.T) {
 			return false
 		}, 20*time.Second, 100*time.Millisecond, "no %q trace holding %q", cmd, want)
 	}
+
+	// The gateway faces members: a traceparent a client sends is linked
+	// to, not joined, so no client decides what the node samples.
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", pa.health, gatewayapi.RouteOpenAPI), nil)
+	require.NoError(t, err)
+	req.Header.Set("traceparent", "00-"+clientTrace+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		for _, s := range col.spans() {
+			if s.name == "gateway GET "+gatewayapi.RouteOpenAPI && s.instance == idA.DID {
+				return s.parentID == "" && s.traceID != clientTrace && len(s.links) == 1 && s.links[0] == clientTrace
+			}
+		}
+		return false
+	}, 20*time.Second, 100*time.Millisecond, "no gateway span linked to the client's trace")
 
 	// The spans left the nodes through the queue, and none were dropped.
 	_, m := a.get("/metrics")
