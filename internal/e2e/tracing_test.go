@@ -243,6 +243,27 @@ func TestOnePaymentIsOneTraceAcrossThreeDaemons(t *testing.T) {
 		}, 20*time.Second, 100*time.Millisecond, "no %q trace holding %q", cmd, want)
 	}
 
+	// The Kademlia DHT's own spans join the trace of the lookup that
+	// caused them.
+	require.Eventually(t, func() bool {
+		r := ctlEnv(t, tracingEnv(col, false), dirC, "network", "resolve", idB.DID, "--json")
+		return r.code == 0 && decode[controlapi.Resolution](t, r.stdout).DHT == "found"
+	}, 30*time.Second, 200*time.Millisecond)
+	require.Eventually(t, func() bool {
+		roots := map[string]bool{}
+		for _, s := range col.spans() {
+			if s.name == "icnctl network resolve" {
+				roots[s.traceID] = true
+			}
+		}
+		for _, s := range col.spans() {
+			if roots[s.traceID] && s.instance == idC.DID && strings.HasPrefix(s.name, "KademliaDHT.") {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 100*time.Millisecond, "no KademliaDHT span in a resolve's trace")
+
 	// The gateway faces members: a traceparent a client sends is linked
 	// to, not joined, so no client decides what the node samples.
 	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
