@@ -83,6 +83,8 @@ type stackDeps struct {
 	trustG *trustGuard
 	// tp makes the spans of the stack's protocols.
 	tp trace.TracerProvider
+	// hostOpts are Options.HostOptions.
+	hostOpts []libp2p.Option
 }
 
 func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
@@ -117,7 +119,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		cm.Close()
 		return nil, err
 	}
-	h, err := libp2p.New(append(opts, wan...)...)
+	h, err := libp2p.New(append(append(opts, wan...), deps.hostOpts...)...)
 	if err != nil {
 		rm.Close()
 		cm.Close()

@@ -51,10 +51,10 @@ func (e *DatastoreError) Hint() string {
 		"brings back a backup made with `icnctl ledger backup`", e.Dir, e.Dir)
 }
 
-func openLedger(ctx context.Context, dataDir string, log *slog.Logger) (*store.Store, error) {
+func openLedger(ctx context.Context, dataDir string, inMemory bool, log *slog.Logger) (*store.Store, error) {
 	dir := filepath.Join(dataDir, DatastoreDir)
 	began := time.Now()
-	s, err := store.Open(ctx, dir, store.Options{Log: log.With("component", "ledger")})
+	s, err := store.Open(ctx, dir, store.Options{Log: log.With("component", "ledger"), InMemory: inMemory})
 	switch {
 	case err == nil:
 	case errors.As(err, new(*store.InUseError)):

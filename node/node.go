@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
@@ -69,6 +70,14 @@ type Options struct {
 	// requests, dials, gossip, the ledger, sync): cmd/icnd passes
 	// internal/tracing's. Nil means none are made.
 	TracerProvider trace.TracerProvider
+	// Embedded is for many nodes in one process (simulations): no control
+	// socket, no health or metrics listener whatever the config says, and
+	// the datastore in memory (everything is lost on Close). The node is
+	// driven through its methods.
+	Embedded bool
+	// HostOptions are added, last, to the libp2p host's options: a
+	// simulated transport (go-libp2p's x/simlibp2p) for an Embedded node.
+	HostOptions []libp2p.Option
 	// GatewaySecret is the Gateway API's token secret
 	// (config.LoadGatewaySecret), at least auth.MinSecretBytes; nil means
 	// none, and the gateway is off. With Config.Gateway.Enabled false, or
@@ -183,10 +192,13 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
+	if opts.Embedded {
+		cfg.Observability.HealthPort, cfg.Observability.MetricsPort = 0, 0
+		n.cfg = cfg
+	} else if n.controlLn, err = listenControlSocket(controlapi.SocketPath(cfg.DataDir)); err != nil {
 		return nil, err
 	}
-	if n.ledger, err = openLedger(ctx, cfg.DataDir, log); err != nil {
+	if n.ledger, err = openLedger(ctx, cfg.DataDir, opts.Embedded, log); err != nil {
 		return nil, err
 	}
 	// Gossip validation refuses blocks that are not valid entries, so their
@@ -195,7 +207,7 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip metrics: %w", err)
 	}
-	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs, tp: n.tp,
+	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs, tp: n.tp, hostOpts: opts.HostOptions,
 		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
 	if n.deps.blocks, err = n.openBlocks(ctx, opts.Identity.DID); err != nil {
 		return nil, fmt.Errorf("blocklist: %w", err)

@@ -45,6 +45,7 @@ var levels = []struct {
 	{7, "node/gateway"},
 	{8, "internal/ledgertest"},
 	{8, "internal/harness"},
+	{8, "internal/sim"},
 	{9, "cmd"},
 	{9, "examples"},
 	{9, "internal/e2e"},

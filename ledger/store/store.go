@@ -55,6 +55,10 @@ type Options struct {
 	// Log gets the store's warnings (a periodic snapshot that failed); nil
 	// means slog.Default().
 	Log *slog.Logger
+	// InMemory keeps everything in memory, in small tables, and nothing
+	// on disk (dir is ignored): for simulations of many nodes in one
+	// process. Everything is lost on Close.
+	InMemory bool
 
 	// tune adjusts Badger's options (tests: namespace bans).
 	tune func(badger.Options) badger.Options
@@ -114,6 +118,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		WithValueThreshold(64 << 10). // blocks (at most 16 KiB) stay in the LSM tree
 		WithValueLogFileSize(64 << 20)
 	bopts.GcInterval = 0
+	if opts.InMemory {
+		dir = ""
+		bopts.Options = bopts.Options.WithInMemory(true).WithDir("").WithValueDir("").
+			WithMemTableSize(1 << 20).WithBaseTableSize(256 << 10).WithNumCompactors(2).
+			WithBlockCacheSize(256 << 10).WithIndexCacheSize(256 << 10).WithNumLevelZeroTables(2).WithNumLevelZeroTablesStall(4)
+	}
 	if opts.tune != nil {
 		bopts.Options = opts.tune(bopts.Options)
 	}
