@@ -38,11 +38,12 @@ import (
 
 // The CI proof of the shipped Grafana dashboards and alert rules, since no
 // Grafana runs here: the Debian package's Prometheus scrapes a real
-// three-node devnet under light load, and every expression of every panel
-// of every provisioned dashboard (variables substituted as Grafana would)
-// must return data, or be one that needs an event (provoked here, then
-// checked again), or be on a short list of series a node of this project
-// cannot export, each with its reason.
+// three-node devnet (A, B, C) under light load, and every expression of
+// every panel of every provisioned dashboard (variables substituted as
+// Grafana would) must return data, or be one that needs an event (provoked
+// here, partly by a fourth, unscraped stranger node D, then checked again),
+// or be on a short list of series a node of this project cannot export,
+// each with its reason. Every alert must evaluate, and fire when provoked.
 
 const (
 	prometheusBin = "/usr/bin/prometheus"
