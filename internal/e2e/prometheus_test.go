@@ -165,7 +165,10 @@ burst = 10
 	requireFiring(t, prom, start, "IcndDown", nodes, "A", "B", "C")
 
 	gwEnv := func() []string { return append(withPass(passphrase), "ICN_GATEWAY_JWT_SECRET="+randomSecret(t)) }
-	startDaemonEnv(t, gwEnv(), dirA, cfgA, pa)
+	// A exports traces to a collector that is not there: its spans are
+	// dropped and counted, which the tracing panels and alert read.
+	deadCollector := fmt.Sprintf("http://127.0.0.1:%d", freeTCPPort(t))
+	startDaemonEnv(t, append(gwEnv(), "OTEL_EXPORTER_OTLP_ENDPOINT="+deadCollector, "OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_BSP_EXPORT_TIMEOUT=500"), dirA, cfgA, pa)
 	b := startDaemonEnv(t, gwEnv(), dirB, cfgB, pb)
 	c := startDaemonEnv(t, gwEnv(), dirC, cfgC, pc)
 	// Up, and alone: IcnNoConnections fires.
@@ -376,6 +379,7 @@ burst = 10
 		"IcnLedgerEntriesQuarantined":     {fires: []string{"A", "B", "C"}, why: "alice equivocated"},
 		"IcnGatewayAuthFailures":          {fires: []string{"A"}, why: "bad tokens on A's gateway"},
 		"IcnUntrustedConnectionsRejected": {fires: []string{"C"}, why: "C refused the stranger D"},
+		"IcnTracingSpansDropped":          {fires: []string{"A"}, why: "A exports to a collector that is not there"},
 		"IcnLedgerQuarantineHigh":         {why: "needs over 100 quarantined entries"},
 		"IcnLedgerSyncStalled":            {why: "needs a node with peers that cannot sync for minutes"},
 		"IcnLedgerSyncLagging":            {why: "needs a catch-up of over 10,000 entries that lasts"},
