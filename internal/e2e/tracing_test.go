@@ -25,10 +25,9 @@ import (
 // on loopback for gRPC and HTTP, with its in-memory sink: what the
 // daemons export is what a real collector receives.
 type collector struct {
-	sink      *consumertest.TracesSink
-	grpc      string // host:port
-	httpURL   string // http://host:port
-	closeFunc func()
+	sink    *consumertest.TracesSink
+	grpc    string // host:port
+	httpURL string // http://host:port
 }
 
 func startCollector(t *testing.T) *collector {
