@@ -69,6 +69,7 @@ func (n *Node) Block(ctx context.Context, target string, d time.Duration, reason
 		for _, c := range st.h.Network().ConnsToPeer(p) {
 			g.refused.WithLabelValues(directionName(c.Stat().Direction)).Inc()
 		}
+		st.dht.Forget(p)
 		if err := st.h.Network().ClosePeer(p); err != nil {
 			return res, fmt.Errorf("blocked %s, but disconnecting %s failed: %w", be.Target, p, err)
 		}

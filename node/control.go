@@ -110,6 +110,9 @@ func (n *Node) Disconnect(target string) (controlapi.DisconnectResponse, error) 
 	}
 	res := controlapi.DisconnectResponse{Disconnected: []string{}}
 	for _, p := range peers {
+		// Not redialled by the DHT's mending either: the operator wants
+		// it gone (a dial brings it back).
+		st.dht.Forget(p)
 		if err := st.h.Network().ClosePeer(p); err != nil {
 			return res, fmt.Errorf("disconnect %s: %w", p, err)
 		}

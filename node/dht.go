@@ -31,6 +31,7 @@ func newDHT(deps stackDeps, st *netStack) (*discovery.DHT, error) {
 		Mode:      deps.cfg.Network.DHTMode,
 		Bootstrap: boot,
 		Self:      func() did.Binding { return id.Binding },
+		MaxPeers:  deps.cfg.Network.ConnLowWater,
 	}, deps.log.With("component", "dht"), discovery.Hooks{
 		Discovered:   func(source string) { deps.metrics.peersDiscovered.WithLabelValues(source).Inc() },
 		Bootstrapped: func(trigger string) { deps.metrics.bootstraps.WithLabelValues(trigger).Inc() },

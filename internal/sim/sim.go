@@ -42,6 +42,10 @@ type Config struct {
 	Nodes int
 	// RTT is the round-trip time between any two nodes (half each way).
 	RTT time.Duration
+	// Latency, when set, decides each packet's one-way latency instead
+	// (Index tells which node an address is); a partition returns more
+	// than the simulation lasts.
+	Latency func(from, to int) time.Duration
 	// Bandwidth is each node's uplink and downlink in bits per second; 0
 	// means 100 Mbit/s.
 	Bandwidth int
@@ -60,8 +64,9 @@ type Node struct {
 	Identity *did.Identity
 	Registry *prometheus.Registry
 	// Addr is the node's simulated multiaddr with /p2p/.
-	Addr string
-	stop func() error
+	Addr    string
+	stop    func() error
+	stopped chan struct{}
 }
 
 // Network is a running simulation.
@@ -69,6 +74,22 @@ type Network struct {
 	Sim   *simnet.Simnet
 	Nodes []*Node
 	dir   string
+	cfg   Config
+	link  simnet.NodeBiDiLinkSettings
+	log   io.Writer
+}
+
+// Index is the node index of a simulated address (see IP), or -1.
+func Index(a net.Addr) int {
+	u, ok := a.(*net.UDPAddr)
+	if !ok {
+		return -1
+	}
+	ip := u.IP.To4()
+	if ip == nil || ip[0] != 10 {
+		return -1
+	}
+	return int(ip[1])<<16 | int(ip[2])<<8 | int(ip[3]) - 1
 }
 
 // IP is node i's simulated address: 10.x.y.z, never routed anywhere.
@@ -87,25 +108,38 @@ func Start(t testing.TB, cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	nw := &Network{dir: dir, Sim: &simnet.Simnet{LatencyFunc: simnet.StaticLatency(cfg.RTT / 2)}}
+	latency := simnet.StaticLatency(cfg.RTT / 2)
+	if cfg.Latency != nil {
+		latency = func(p *simnet.Packet) time.Duration { return cfg.Latency(Index(p.From), Index(p.To)) }
+	}
+	nw := &Network{dir: dir, cfg: cfg, Sim: &simnet.Simnet{LatencyFunc: latency}, log: cfg.Log,
+		link: simnet.NodeBiDiLinkSettings{
+			Downlink: simnet.LinkSettings{BitsPerSecond: cfg.Bandwidth},
+			Uplink:   simnet.LinkSettings{BitsPerSecond: cfg.Bandwidth},
+		}}
+	if nw.log == nil {
+		nw.log = io.Discard
+	}
 	nw.Sim.Start()
-	link := simnet.NodeBiDiLinkSettings{
-		Downlink: simnet.LinkSettings{BitsPerSecond: cfg.Bandwidth},
-		Uplink:   simnet.LinkSettings{BitsPerSecond: cfg.Bandwidth},
-	}
-	logOut := cfg.Log
-	if logOut == nil {
-		logOut = io.Discard
-	}
 	for i := 0; i < cfg.Nodes; i++ {
-		n, err := nw.start(i, cfg, link, logOut)
-		if err != nil {
+		if _, err := nw.Add(); err != nil {
 			nw.Stop()
-			return nil, fmt.Errorf("node %d: %w", i, err)
+			return nil, err
 		}
-		nw.Nodes = append(nw.Nodes, n)
 	}
 	return nw, nil
+}
+
+// Add starts one more node, with the next index, and returns it once it
+// is ready.
+func (nw *Network) Add() (*Node, error) {
+	i := len(nw.Nodes)
+	n, err := nw.start(i, nw.cfg, nw.link, nw.log)
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %w", i, err)
+	}
+	nw.Nodes = append(nw.Nodes, n)
+	return n, nil
 }
 
 func (nw *Network) start(i int, cfg Config, link simnet.NodeBiDiLinkSettings, logOut io.Writer) (*Node, error) {
@@ -134,8 +168,10 @@ func (nw *Network) start(i int, cfg Config, link simnet.NodeBiDiLinkSettings, lo
 	go func() { done <- nd.Run(ctx) }()
 	var once sync.Once
 	var stopErr error
+	stopped := make(chan struct{})
 	stop := func() error {
 		once.Do(func() {
+			close(stopped)
 			cancel()
 			stopErr = <-done
 		})
@@ -149,7 +185,20 @@ func (nw *Network) start(i int, cfg Config, link simnet.NodeBiDiLinkSettings, lo
 		}
 	}
 	st := nd.Status()
-	return &Node{Node: nd, Index: i, Identity: id, Registry: reg, Addr: fmt.Sprintf("%s/p2p/%s", st.ListenAddrs[0], st.PeerID), stop: stop}, nil
+	return &Node{Node: nd, Index: i, Identity: id, Registry: reg, Addr: fmt.Sprintf("%s/p2p/%s", st.ListenAddrs[0], st.PeerID), stop: stop, stopped: stopped}, nil
+}
+
+// Stop stops the node (idempotent) and returns how Run ended.
+func (n *Node) Stop() error { return n.stop() }
+
+// Stopped reports whether Stop was called.
+func (n *Node) Stopped() bool {
+	select {
+	case <-n.stopped:
+		return true
+	default:
+		return false
+	}
 }
 
 // Stop stops every node (in parallel) and the simulated network, and

@@ -54,8 +54,13 @@ type Config struct {
 	// RepublishInterval is how often our binding is re-published.
 	RepublishInterval time.Duration
 	// MinBackoff and MaxBackoff bound the delay between re-bootstrap
-	// attempts while the routing table stays empty.
+	// attempts while the routing table stays empty, and between redials of
+	// one remembered peer (see mend).
 	MinBackoff, MaxBackoff time.Duration
+	// MaxPeers stops the redials of remembered peers while this many
+	// peers are connected (the connection manager's low water); 0 means
+	// no limit.
+	MaxPeers int
 }
 
 func (c *Config) defaults() {
@@ -96,8 +101,23 @@ type DHT struct {
 	known     map[peer.ID]time.Time // routing-table peers seen, newest last seen
 	seen      map[peer.ID]bool      // every peer ever counted as discovered
 	published uint64                // seq of the binding last published, 0 if none
+	retry     map[peer.ID]*redial   // remembered peers not connected, and when to try them
 	bootMu    sync.Mutex            // one bootstrap at a time
 }
+
+// redial is a remembered peer's backoff.
+type redial struct {
+	next  time.Time
+	delay time.Duration
+}
+
+// mendPerCheck bounds the redials started per CheckInterval;
+// remembered peers out of the routing table and unreachable for
+// forgetAfter are not redialled any more.
+const (
+	mendPerCheck = 2
+	forgetAfter  = time.Hour
+)
 
 // ParseMode maps a config mode to kad-dht's.
 func ParseMode(s string) (kaddht.ModeOpt, error) {
@@ -122,7 +142,7 @@ func New(h host.Host, cfg Config, log *slog.Logger, hooks Hooks) (*DHT, error) {
 	if cfg.Self == nil {
 		return nil, errors.New("discovery: Config.Self is nil")
 	}
-	d := &DHT{h: h, cfg: cfg, log: log, hooks: hooks, known: map[peer.ID]time.Time{}, seen: map[peer.ID]bool{}}
+	d := &DHT{h: h, cfg: cfg, log: log, hooks: hooks, known: map[peer.ID]time.Time{}, seen: map[peer.ID]bool{}, retry: map[peer.ID]*redial{}}
 	kad, err := kaddht.New(h,
 		kaddht.ProtocolPrefix(ProtocolPrefix),
 		kaddht.Mode(mode),
@@ -355,6 +375,7 @@ func (d *DHT) Run(ctx context.Context) error {
 				continue
 			}
 			backoff, nextAttempt = d.cfg.MinBackoff, time.Time{}
+			d.mend(ctx, now, &wg)
 			self := d.cfg.Self()
 			d.mu.Lock()
 			stale := d.published != self.Seq
@@ -369,6 +390,76 @@ func (d *DHT) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// mend redials remembered routing-table peers that are no longer
+// connected while others are (the network split and healed, a peer
+// restarted): a few per check, each with its own backoff from MinBackoff
+// up to MaxBackoff, reset once it is connected again. Without it the two
+// halves of a healed partition find each other only at kad-dht's next
+// refresh, up to 10 minutes later (docs/benchmarks.md). A peer the
+// operator disconnected or blocked is forgotten (Forget) and not redialled.
+func (d *DHT) mend(ctx context.Context, now time.Time, wg *sync.WaitGroup) {
+	if d.cfg.MaxPeers > 0 && len(d.h.Network().Peers()) >= d.cfg.MaxPeers {
+		return
+	}
+	d.mu.Lock()
+	var due []peer.ID
+	for p, seen := range d.known {
+		if p == d.h.ID() {
+			continue
+		}
+		if now.Sub(seen) > forgetAfter {
+			continue
+		}
+		if d.h.Network().Connectedness(p) == network.Connected {
+			delete(d.retry, p)
+			continue
+		}
+		r := d.retry[p]
+		if r == nil {
+			r = &redial{delay: d.cfg.MinBackoff}
+			d.retry[p] = r
+		}
+		if !now.Before(r.next) && len(due) < mendPerCheck {
+			due = append(due, p)
+			// Not again before this dial is over and the backoff passed.
+			r.next = now.Add(dialTimeout + jitter(r.delay))
+			r.delay = min(r.delay*2, d.cfg.MaxBackoff)
+		}
+	}
+	for p := range d.retry {
+		if _, ok := d.known[p]; !ok {
+			delete(d.retry, p)
+		}
+	}
+	d.mu.Unlock()
+	for _, p := range due {
+		ai := d.h.Peerstore().PeerInfo(p)
+		if len(ai.Addrs) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			if err := d.h.Connect(dctx, ai); err == nil {
+				d.log.Debug("DHT: reconnected a remembered peer", "peer", ai.ID)
+			}
+		}()
+	}
+}
+
+// Forget drops p from the remembered peers: it is not redialled (the
+// operator disconnected or blocked it). It leaves the routing table too,
+// which lists it again only if it connects again.
+func (d *DHT) Forget(p peer.ID) {
+	d.kad.RoutingTable().RemovePeer(p)
+	d.mu.Lock()
+	delete(d.known, p)
+	delete(d.retry, p)
+	d.mu.Unlock()
 }
 
 // connectedRoutingPeers counts routing-table peers we are connected to. Zero
