@@ -2,8 +2,8 @@ package sim
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,7 +70,7 @@ func setupLedger(t *testing.T, nw *Network, r *rand.Rand) {
 }
 
 // TestSimPartitionHeals splits the network into two halves that cannot
-// reach each other for two minutes, with payments on both sides, then heals
+// reach each other for one minute (two with ICN_BENCH), with payments on both sides, then heals
 // it: every node must end with every entry and one state hash. The time
 // from the heal to convergence is logged (docs/benchmarks.md).
 func TestSimPartitionHeals(t *testing.T) {
@@ -97,7 +97,11 @@ func TestSimPartitionHeals(t *testing.T) {
 		split.Store(true)
 		// Connections across the cut time out; each half goes on paying.
 		payments := 0
-		for k := 0; k < 12; k++ {
+		steps := 6 // a minute apart
+		if bench() {
+			steps = 12
+		}
+		for k := 0; k < steps; k++ {
 			a := r.IntN(n / 2)
 			b := n/2 + r.IntN(n-n/2)
 			pay(t, nw.Nodes[a], nw.Nodes[(a+1)%(n/2)])
@@ -115,12 +119,16 @@ func TestSimPartitionHeals(t *testing.T) {
 	t.Logf("SIMPARTITION nodes=%d heal_to_converge=%s wall=%s", n, healTook, time.Since(wall).Round(time.Millisecond))
 }
 
-// TestSimChurn replaces 10% of the nodes every minute for five minutes
+// TestSimChurn replaces 10% of the nodes every minute for two minutes
+// (five, of 40 nodes, with ICN_BENCH)
 // (stopped nodes never return; new ones, with new identities and empty
 // ledgers, join through a random live node) while payments go on; then
 // every live node must converge. The time after the churn stops is logged.
 func TestSimChurn(t *testing.T) {
-	n := 30
+	n, minutes := 20, 2
+	if bench() {
+		n, minutes = 40, 5
+	}
 	var took time.Duration
 	var joined, left, payments int
 	wall := time.Now()
@@ -141,7 +149,7 @@ func TestSimChurn(t *testing.T) {
 		}
 		var payMu sync.Mutex
 		entries := 1
-		for minute := 0; minute < 5; minute++ {
+		for minute := 0; minute < minutes; minute++ {
 			// 10% leave (never node 0, the issuer, so the currency's
 			// definition stays reachable through sync anyway).
 			ln := live()
@@ -180,8 +188,11 @@ func TestSimChurn(t *testing.T) {
 		took = converge(t, live(), entries, 10*time.Minute)
 	})
 	t.Logf("SIMCHURN nodes=%d left=%d joined=%d payments=%d converge_after_churn=%s wall=%s", n, left, joined, payments, took, time.Since(wall).Round(time.Millisecond))
-	_ = fmt.Sprint()
 }
+
+// bench reports whether the full benchmark sizes were asked for
+// (ICN_BENCH=1, as make bench sets); otherwise the tests run at smoke size.
+func bench() bool { return os.Getenv("ICN_BENCH") != "" }
 
 // connected reports whether a lists b among its peers.
 func connected(a, b *Node) bool {

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/x/simlibp2p"
 	"github.com/marcopolo/simnet"
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +79,7 @@ type Network struct {
 	cfg   Config
 	link  simnet.NodeBiDiLinkSettings
 	log   io.Writer
+	raw   []host.Host
 }
 
 // Index is the node index of a simulated address (see IP), or -1.
@@ -214,6 +217,9 @@ func (nw *Network) Stop() error {
 		}()
 	}
 	wg.Wait()
+	for _, h := range nw.raw {
+		h.Close()
+	}
 	nw.Sim.Close()
 	os.RemoveAll(nw.dir)
 	for i, err := range errs {
@@ -222,4 +228,21 @@ func (nw *Network) Stop() error {
 		}
 	}
 	return nil
+}
+
+// RawHost starts a bare go-libp2p host (no ICN protocols) on the simulated
+// network at index i, which must not be a node's: an attacker, a
+// measurement probe. It is closed with the network's Stop.
+func (nw *Network) RawHost(i int, opts ...libp2p.Option) (host.Host, error) {
+	h, err := libp2p.New(append([]libp2p.Option{
+		libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/%s/udp/8000/quic-v1", IP(i))),
+		libp2p.DisableIdentifyAddressDiscovery(),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+		simlibp2p.QUICSimnet(nw.Sim, nw.link),
+	}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	nw.raw = append(nw.raw, h)
+	return h, nil
 }
