@@ -14,7 +14,7 @@ STATICCHECK_VERSION ?= v0.8.2
 GOBIN_DIR   := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: build test run devnet lint fuzz clean distclean staticcheck dashboards
+.PHONY: build test run devnet lint fuzz clean distclean staticcheck dashboards bench
 
 ## build: write bin/icnd and bin/icnctl, stamped with VERSION
 build:
@@ -42,6 +42,11 @@ staticcheck:
 		echo "installing staticcheck $(STATICCHECK_VERSION) into $(GOBIN_DIR)"; \
 		GOBIN=$(GOBIN_DIR) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
 	}
+
+## bench: the proof-at-scale suite (simulation, emulated WAN, chaos) at full size
+## and the performance benchmarks; figures in bench-results/ (docs/benchmarks.md)
+bench:
+	scripts/bench.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 10s)
 fuzz:

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs the proof-at-scale suite and the performance benchmarks at their full
+# sizes and writes the figures to bench-results/ (one log per suite and
+# summary.md with every summary line). docs/benchmarks.md explains each
+# figure; it records a run of this script.
+#
+#   make bench                       # everything (about 30 minutes on 2 cores)
+#   ICN_SIM_NODES=100 make bench     # other simulation sizes
+#   BENCH_ONLY=sim make bench        # one suite: sim, wan, chaos, store, catchup, gossip, tracing
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out=bench-results
+mkdir -p "$out"
+export ICN_BENCH=1
+export ICN_SIM_NODES="${ICN_SIM_NODES:-100,200,500}"
+export ICN_CHAOS_ROUNDS="${ICN_CHAOS_ROUNDS:-50}"
+only="${BENCH_ONLY:-}"
+
+run() { # name, then the go test arguments
+	local name=$1
+	shift
+	if [[ -n "$only" && "$only" != "$name" ]]; then
+		return 0
+	fi
+	printf '==> %s\n' "$name"
+	local started=$SECONDS
+	if ! go test -count=1 -timeout 60m "$@" 2>&1 | tee "$out/$name.log" | grep -E '^(SIM|WAN|CHAOS)|^\s+\S+_test.go:[0-9]+: (SIM|WAN|CHAOS)|^Benchmark|^(ok|FAIL|---)'; then
+		echo "$name failed; see $out/$name.log" >&2
+		return 1
+	fi
+	printf '    (%ds)\n' $((SECONDS - started))
+}
+
+run sim -v -run 'TestSim' ./internal/sim/
+run wan -v -run 'TestWAN' ./internal/e2e/
+run chaos -v -run 'TestChaos' ./internal/e2e/
+# The performance benchmarks, as docs/ledger.md and docs/gossip.md run them.
+run store -run '^$' -bench 'VerifyCeiling|Ingest|Open' -benchtime 2s -count 3 ./ledger/store/
+run catchup -run '^$' -bench CatchUp -benchtime 1x -count 3 ./node/
+run gossip -run '^$' -bench Gossip -benchtime 10000x -count 3 ./protocols/gossip/
+run tracing -run '^$' -bench Span -count 3 ./internal/tracing/
+
+{
+	echo "# make bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git describe --always --dirty)"
+	echo
+	for f in "$out"/*.log; do
+		echo "## $(basename "$f" .log)"
+		echo '```'
+		grep -hoE '(SIM|WAN|CHAOS)[A-Z]* .*|^Benchmark.*' "$f" || true
+		echo '```'
+	done
+} >"$out/summary.md"
+echo "figures in $out/summary.md"
