@@ -41,9 +41,16 @@ func sizes(t *testing.T) []int {
 // simTune: relays carry the whole network's traffic, so the per-peer
 // gossip bucket is sized for it (the default protects a small node from
 // one flooding peer, not a 500-node benchmark).
+//
+// The connection manager is set to trim to 20 to 40 peers, as a network
+// of hundreds of nodes would want: the DHT dials every peer it learns of,
+// so a node soon holds a connection to nearly every other (at 100 nodes
+// 755 goroutines a node, measured 10 s after the start, before the
+// manager's grace period lets it trim; docs/benchmarks.md).
 func simTune(_ int, cfg *config.Config) {
 	cfg.RateLimiting.MessagesPerSecond = 1000
 	cfg.RateLimiting.Burst = 2000
+	cfg.Network.ConnLowWater, cfg.Network.ConnHighWater = 20, 40
 }
 
 // connectRandomly has node i dial `degree` random nodes among those
