@@ -139,6 +139,34 @@ func TestRecentCacheBounds(t *testing.T) {
 	require.Empty(t, c.Heads())
 }
 
+// When an author is at its cap, its oldest envelope by timestamp goes:
+// a node just started that fetches an author's older messages from its
+// neighbours keeps (and announces) the newer one it published meanwhile.
+func TestRecentCacheKeepsTheAuthorsNewest(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	c := newRecentCache(10*time.Minute, func() time.Time { return now })
+	a := testIdentity(t).DID
+	add := func(i int, ts time.Time) MessageID {
+		raw := []byte{byte(i), byte(i >> 8), 'x'}
+		m := &Message{ID: IDOf(raw), Envelope: Envelope{Author: a, Timestamp: uint64(ts.UnixMilli())}}
+		c.Add(m, raw)
+		return m.ID
+	}
+	fresh := add(0, now)
+	// Then twice the cap of older ones, oldest last.
+	var older []MessageID
+	for i := range 2 * CacheEntriesPerAuthor {
+		older = append(older, add(i+1, now.Add(-time.Duration(i+1)*time.Second)))
+	}
+	entries, _ := c.stats()
+	require.Equal(t, CacheEntriesPerAuthor, entries)
+	heads := c.Heads()
+	require.Contains(t, heads, fresh[:], "the newest is announced")
+	require.Contains(t, heads, older[0][:])
+	require.NotContains(t, heads, older[len(older)-1][:], "the oldest is not kept")
+	require.Empty(t, c.Want([][]byte{older[len(older)-1][:]}), "nor asked for again at once")
+}
+
 // With tiers, each peer's bucket follows its tier, and a change of tier
 // takes effect within tierRefresh; the class is reported with the verdict.
 func TestTieredLimiter(t *testing.T) {
