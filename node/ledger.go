@@ -57,7 +57,7 @@ func openLedger(ctx context.Context, dataDir string, inMemory bool, log *slog.Lo
 	s, err := store.Open(ctx, dir, store.Options{Log: log.With("component", "ledger"), InMemory: inMemory})
 	switch {
 	case err == nil:
-	case errors.As(err, new(*store.InUseError)):
+	case errors.As(err, new(*store.InUseError)), errors.As(err, new(*store.DiskFullError)):
 		return nil, err
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOSPC), ctx.Err() != nil:
 		return nil, err

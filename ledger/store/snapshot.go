@@ -271,6 +271,9 @@ func (s *Store) snapshot(ctx context.Context) error {
 	}
 	gen := s.snapGen + 1
 	payload := encodePayload(led, pending)
+	if err := s.space.check(len(payload)); err != nil {
+		return fmt.Errorf("write ledger snapshot: %w", err)
+	}
 	chunks := (len(payload) + snapChunk - 1) / snapChunk
 	for first := 0; first < chunks; first += snapChunksPerTxn {
 		txn, err := s.ds.NewTransaction(ctx, false)

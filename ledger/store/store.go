@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -59,6 +60,14 @@ type Options struct {
 	// on disk (dir is ignored): for simulations of many nodes in one
 	// process. Everything is lost on Close.
 	InMemory bool
+	// MinFree is the free space, in bytes, kept on the datastore's
+	// filesystem: a write that would leave less is refused with a
+	// DiskFullError (see DefaultMinFree for why). 0 means DefaultMinFree;
+	// a negative value turns the guard off.
+	MinFree int64
+
+	// freeBytes replaces statfs (tests).
+	freeBytes func(dir string) (uint64, error)
 
 	// tune adjusts Badger's options (tests: namespace bans).
 	tune func(badger.Options) badger.Options
@@ -77,6 +86,8 @@ type Store struct {
 	snapFailures atomic.Uint64
 
 	snapMu sync.Mutex // held while a snapshot is written
+
+	space *space // refuses writes when the disk is nearly full
 
 	mu       sync.Mutex // guards the fields below
 	applied  *sync.Cond // signalled when inflight shrinks
@@ -120,12 +131,28 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	bopts.GcInterval = 0
 	if opts.InMemory {
 		dir = ""
+		opts.MinFree = -1 // no disk to fill
 		bopts.Options = bopts.Options.WithInMemory(true).WithDir("").WithValueDir("").
 			WithMemTableSize(1 << 20).WithBaseTableSize(256 << 10).WithNumCompactors(2).
 			WithBlockCacheSize(256 << 10).WithIndexCacheSize(256 << 10).WithNumLevelZeroTables(2).WithNumLevelZeroTablesStall(4)
 	}
 	if opts.tune != nil {
 		bopts.Options = opts.tune(bopts.Options)
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	// Opening may flush the logs a previous run left (into tables written
+	// through memory maps): with the disk nearly full that would crash.
+	sp := newSpace(dir, opts, log)
+	if !opts.InMemory {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open datastore %s: %w", dir, err)
+		}
+		if free, err := sp.free(dir); err == nil && free < sp.minFree {
+			return nil, &DiskFullError{Dir: dir, Free: free, MinFree: sp.minFree, AtOpen: true}
+		}
 	}
 	d, err := badger4.NewDatastore(dir, &bopts)
 	if err != nil {
@@ -136,11 +163,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
 	}
-	log := opts.Log
-	if log == nil {
-		log = slog.Default()
-	}
 	s := &Store{ds: d, workers: opts.Workers, snapEvery: opts.SnapshotEvery, log: log, led: ledger.New(), inflight: map[cid.Cid]bool{}}
+	s.space = sp
 	s.applied = sync.NewCond(&s.mu)
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
@@ -160,7 +184,19 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 
 // Close writes a snapshot of the ledger state, so the next Open has
 // little to replay, and closes the datastore.
+//
+// With the disk nearly full (under MinFree) it closes nothing: Badger's
+// close flushes its memtable into a table written through a memory map,
+// and a write into space the disk lacks would crash the process. The
+// datastore is left as a crash leaves it, which loses nothing (every commit
+// is in the synced log, replayed by the next Open), and the process
+// releases its lock when it exits; the same process cannot reopen it.
 func (s *Store) Close() error {
+	if err := s.space.check(0); err != nil {
+		s.log.Warn("disk nearly full at close: the datastore is left open, as after a crash, rather than risk a flush into space the disk lacks; "+
+			"nothing is lost (the next start replays its synced log) once there is room", "err", err)
+		return nil
+	}
 	serr := s.Snapshot(context.Background())
 	if serr != nil {
 		serr = fmt.Errorf("ledger snapshot (the next start replays the blocks instead): %w", serr)
@@ -475,6 +511,13 @@ func (s *Store) verifyAll(blocks [][]byte, want []cid.Cid, verified []*ledger.Ve
 func (s *Store) persist(ctx context.Context, vs []*ledger.Verified, first uint64) error {
 	if len(vs) == 0 {
 		return nil
+	}
+	need := 0
+	for _, v := range vs {
+		need += len(v.Block) + entryOverhead
+	}
+	if err := s.space.check(need); err != nil {
+		return err
 	}
 	err := s.persistOnce(ctx, vs, first)
 	if errors.Is(err, badger.ErrTxnTooBig) && len(vs) > 1 {

@@ -42,6 +42,7 @@ func Describe(err error) *controlapi.Error {
 		exists     *node.CurrencyExistsError
 		notJoined  *node.TopicNotJoinedError
 		refused    *store.RefusedError
+		diskFull   *store.DiskFullError
 		rule       *ledger.RuleError
 		tooLarge   *gossip.TooLargeError
 		envelope   *gossip.EnvelopeError
@@ -108,6 +109,8 @@ func Describe(err error) *controlapi.Error {
 		return set(http.StatusConflict, "name one as SYMBOL@ISSUER: "+strings.Join(ambiguous.Options, ", "))
 	case errors.As(err, &exists):
 		return set(http.StatusConflict, "pick another symbol; `icnctl ledger currency list` lists the currencies")
+	case errors.As(err, &diskFull):
+		return set(http.StatusInsufficientStorage, diskFull.Hint())
 	case errors.As(err, &refused):
 		hint := "nothing was written"
 		if refused.OverCreditLimit() {

@@ -50,6 +50,8 @@ func TestDescribe(t *testing.T) {
 		{"currency exists", &node.CurrencyExistsError{Symbol: "hours"}, http.StatusConflict, "another symbol"},
 		{"over the limit", &store.RefusedError{Reason: ledger.ReasonOverCreditLimit + ": x"}, http.StatusUnprocessableEntity, "pay less"},
 		{"refused", &store.RefusedError{Reason: "something else"}, http.StatusUnprocessableEntity, "nothing was written"},
+		{"disk full", fmt.Errorf("pay: %w", &store.DiskFullError{Dir: "/var/lib/icn/datastore", Free: 1 << 20, MinFree: 64 << 20, Need: 300}), http.StatusInsufficientStorage,
+			"free space on the filesystem of /var/lib/icn/datastore (or grow it) until at least 65 MiB are free; icnd takes writes again by itself, without a restart"},
 		{"wrong passphrase", did.ErrWrongPassphrase, http.StatusForbidden, "ICN_KEYSTORE_PASSPHRASE"},
 		{"too large", &gossip.TooLargeError{Size: 2, Limit: 1}, http.StatusRequestEntityTooLarge, "max_message_size"},
 		{"ledger topic", node.ErrLedgerTopic, http.StatusForbidden, "icnd joins these topics itself"},

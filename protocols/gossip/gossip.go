@@ -1152,7 +1152,7 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 		return nil, pubsub.ValidationIgnore
 	case replay:
 		return reject(ReasonReplay)
-	case forgotten:
+	case forgotten, belowWindow:
 		return ignore(ReasonReplay)
 	}
 	return &Message{ID: id, Topic: tp.short, Envelope: *env, From: from, ReceivedFrom: via, Fetched: fetched, sigChecked: sigChecked, remote: remote},

@@ -78,15 +78,32 @@ func (c *recentCache) Add(m *Message, raw []byte) {
 	if _, ok := c.byID[m.ID]; ok {
 		return
 	}
-	delete(c.wanted, m.ID)
 	if c.byAuthor[m.Author] >= CacheEntriesPerAuthor {
+		// The author's oldest envelope by its own clock goes, not the
+		// first to arrive: a node that has just started fetches its
+		// neighbours' recent messages, older than what it published
+		// meanwhile, and evicting by arrival pushed its own new message
+		// out of what it announces, so a peer that missed it never fetched
+		// it (seen in TestChaosRestartUnderLoad).
+		var oldest *list.Element
 		for el := c.order.Front(); el != nil; el = el.Next() {
-			if el.Value.(*cacheEntry).author == m.Author {
-				c.removeLocked(el)
-				break
+			if e := el.Value.(*cacheEntry); e.author == m.Author && (oldest == nil || e.ts < oldest.Value.(*cacheEntry).ts) {
+				oldest = el
 			}
 		}
+		if oldest != nil && oldest.Value.(*cacheEntry).ts > m.Timestamp {
+			// Older than all the author's held: not kept, and not asked
+			// for again for a while.
+			if len(c.wanted) < maxWanted {
+				c.wanted[m.ID] = c.now()
+			}
+			return
+		}
+		if oldest != nil {
+			c.removeLocked(oldest)
+		}
 	}
+	delete(c.wanted, m.ID)
 	e := &cacheEntry{id: m.ID, author: m.Author, ts: m.Timestamp, raw: raw, checked: m.sigChecked}
 	c.byID[m.ID] = c.order.PushBack(e)
 	c.byAuthor[m.Author]++

@@ -32,6 +32,14 @@ const (
 	// forgotten: the author's window was evicted and the timestamp is not
 	// newer than what was evicted, so a replay cannot be ruled out.
 	forgotten
+	// belowWindow: the seq is below the author's window (pushed out by
+	// newer ones) but the envelope was signed within the duplicate grace:
+	// it may be a late copy of one accepted, as when a re-keyed host (a key
+	// rotation starts GossipSub afresh, without its seen-messages cache)
+	// asks a neighbour for the messages it gossips about. Dropped without
+	// penalty: a replay of it gains nothing, and blaming the relay would
+	// penalise honest neighbours of a fast author after every rotation.
+	belowWindow
 )
 
 // replayWindow remembers, per author, the sequence numbers accepted while
@@ -87,6 +95,9 @@ func (w *replayWindow) check(author did.DID, seq, ts uint64, id MessageID, now t
 	}
 	a.used = nowNS
 	if seq <= a.floor {
+		if signed := time.UnixMilli(int64(ts)); now.Sub(signed) < w.grace {
+			return belowWindow
+		}
 		return replay
 	}
 	i := sort.Search(len(a.entries), func(i int) bool { return a.entries[i].seq >= seq })

@@ -40,9 +40,15 @@ func TestReplayWindowSlides(t *testing.T) {
 	authors, seqs := w.size()
 	require.Equal(t, 1, authors)
 	require.Equal(t, windowPerAuthor, seqs, "bounded per author")
-	// Below the window: treated as a replay, whatever the content.
-	require.Equal(t, replay, w.check(a, 5, ts, IDOf([]byte("new")), now))
-	require.Equal(t, replay, w.check(a, 10, ts, IDOf([]byte("new")), now))
+	// Below the window and signed within the grace: maybe a late copy of
+	// one accepted (a re-keyed host asking for what a neighbour gossips),
+	// dropped without blame.
+	require.Equal(t, belowWindow, w.check(a, 5, ts, IDOf([]byte{5, 0}), now.Add(time.Second)))
+	require.Equal(t, belowWindow, w.check(a, 10, ts, IDOf([]byte("new")), now.Add(59*time.Second)))
+	// Below the window and older than the grace: a replay, whatever the
+	// content (no honest neighbour forwards a message that old).
+	require.Equal(t, replay, w.check(a, 5, ts, IDOf([]byte{5, 0}), now.Add(time.Minute)))
+	require.Equal(t, replay, w.check(a, 10, ts-uint64(2*time.Minute/time.Millisecond), IDOf([]byte("new")), now))
 	require.Equal(t, fresh, w.check(a, windowPerAuthor+11, ts, IDOf([]byte("next")), now))
 }
 
@@ -131,6 +137,34 @@ func TestRecentCacheBounds(t *testing.T) {
 	// Entries older than the max age expire.
 	now = now.Add(11 * time.Minute)
 	require.Empty(t, c.Heads())
+}
+
+// When an author is at its cap, its oldest envelope by timestamp goes:
+// a node just started that fetches an author's older messages from its
+// neighbours keeps (and announces) the newer one it published meanwhile.
+func TestRecentCacheKeepsTheAuthorsNewest(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	c := newRecentCache(10*time.Minute, func() time.Time { return now })
+	a := testIdentity(t).DID
+	add := func(i int, ts time.Time) MessageID {
+		raw := []byte{byte(i), byte(i >> 8), 'x'}
+		m := &Message{ID: IDOf(raw), Envelope: Envelope{Author: a, Timestamp: uint64(ts.UnixMilli())}}
+		c.Add(m, raw)
+		return m.ID
+	}
+	fresh := add(0, now)
+	// Then twice the cap of older ones, oldest last.
+	var older []MessageID
+	for i := range 2 * CacheEntriesPerAuthor {
+		older = append(older, add(i+1, now.Add(-time.Duration(i+1)*time.Second)))
+	}
+	entries, _ := c.stats()
+	require.Equal(t, CacheEntriesPerAuthor, entries)
+	heads := c.Heads()
+	require.Contains(t, heads, fresh[:], "the newest is announced")
+	require.Contains(t, heads, older[0][:])
+	require.NotContains(t, heads, older[len(older)-1][:], "the oldest is not kept")
+	require.Empty(t, c.Want([][]byte{older[len(older)-1][:]}), "nor asked for again at once")
 }
 
 // With tiers, each peer's bucket follows its tier, and a change of tier

@@ -182,7 +182,12 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID) (did.Binding, error) {
 	data, err := readFrame(bufio.NewReader(st), MaxRecordSize)
 	if err != nil {
 		st.Reset()
-		return did.Binding{}, fmt.Errorf("read binding from %s: %w", p, err)
+		err = fmt.Errorf("read binding from %s: %w", p, err)
+		if errors.Is(err, errTooLarge) {
+			// Not a network failure to retry: no honest peer sends one.
+			return did.Binding{}, &VerifyError{err}
+		}
+		return did.Binding{}, err
 	}
 	st.Close()
 	if s.onRecord != nil {
@@ -318,13 +323,16 @@ func writeFrame(w io.Writer, data []byte) error {
 	return err
 }
 
+// errTooLarge marks a frame whose announced length is over the limit.
+var errTooLarge = errors.New("oversize binding record")
+
 func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, err
 	}
 	if n > uint64(max) {
-		return nil, fmt.Errorf("record of %d bytes exceeds the %d-byte limit", n, max)
+		return nil, fmt.Errorf("%w: record of %d bytes exceeds the %d-byte limit", errTooLarge, n, max)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {

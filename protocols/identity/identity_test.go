@@ -3,6 +3,7 @@ package identity
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -127,6 +128,24 @@ func TestBindingForAnotherPeerIsRejectedAndDisconnected(t *testing.T) {
 	_, err := csvc.Fetch(context.Background(), b.h.ID())
 	var verr *VerifyError
 	require.True(t, errors.As(err, &verr), "got %v", err)
+}
+
+// A peer that answers with an oversize record (or garbage that reads as
+// one) is not retried as after a network failure: it is refused and
+// disconnected like one whose binding does not verify.
+func TestOversizeRecordIsRejectedAndDisconnected(t *testing.T) {
+	a := startNode(t, newIdentity(t), nil)
+	b := startNode(t, newIdentity(t), nil)
+	b.h.SetStreamHandler(ID, func(s network.Stream) {
+		_, _ = s.Write(binary.AppendUvarint(nil, 1<<40))
+		_ = s.Close()
+	})
+	connect(t, b, a)
+	require.Eventually(t, func() bool {
+		return a.h.Network().Connectedness(b.h.ID()) != network.Connected
+	}, 10*time.Second, 10*time.Millisecond, "a must drop a peer that sends an oversize record")
+	_, ok := a.book.ByPeer(b.h.ID())
+	require.False(t, ok)
 }
 
 func TestSupersededBindingIsRejected(t *testing.T) {

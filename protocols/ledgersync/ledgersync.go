@@ -12,7 +12,8 @@
 // then an empty frame. Knowing N up front lets the requester report how far
 // behind it is while it ingests (Service.Sync's progress callback).
 //
-// Sizes are bounded, both sides run under deadlines and resource-manager
+// Sizes are bounded, both sides run under deadlines (the requester also cuts
+// off a responder that sends nothing for StallTimeout) and resource-manager
 // scopes, and a stream that breaks the rules is reset. The responder
 // accounts what it holds with the stream's scope: the request's summary
 // while it is in memory, the list of CIDs to send, and the blocks it reads
@@ -38,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -73,6 +75,12 @@ const (
 	// RequestTimeout bounds reading a request; ResponseTimeout a whole response.
 	RequestTimeout  = 30 * time.Second
 	ResponseTimeout = 10 * time.Minute
+	// StallTimeout bounds how long a requester waits for the next byte of
+	// a response (the header included): a responder that stalls mid-stream
+	// is cut off then, instead of holding the pull (and an operator's
+	// `icnctl ledger sync`, which joins a pull already running) for the
+	// whole ResponseTimeout.
+	StallTimeout = 30 * time.Second
 	// BatchSize is how many blocks are ingested at a time.
 	BatchSize = 512
 	// ingesters run concurrently, so verification overlaps commits.
@@ -149,11 +157,14 @@ type Service struct {
 	// OnServe is called with the number of blocks sent per request served.
 	onServe func(int)
 	tr      trace.Tracer
+	stall   time.Duration
 }
 
 // Options are optional hooks.
 type Options struct {
 	OnServe func(sent int)
+	// StallTimeout replaces the package's StallTimeout when positive (tests).
+	StallTimeout time.Duration
 	// Tracer makes a ledgersync.serve span for each request that carries
 	// a trace context; nil makes none.
 	Tracer trace.Tracer
@@ -167,7 +178,10 @@ func New(h host.Host, led Ledger, log *slog.Logger, opts Options) *Service {
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Service{h: h, led: led, log: log, onServe: opts.OnServe, tr: opts.Tracer}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = StallTimeout
+	}
+	return &Service{h: h, led: led, log: log, onServe: opts.OnServe, tr: opts.Tracer, stall: opts.StallTimeout}
 }
 
 // Run serves the protocol until ctx ends: each request is answered under
@@ -386,7 +400,8 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received, a
 		return total, fmt.Errorf("send summary to %s: %w", p, err)
 	}
 	_ = st.CloseWrite()
-	r := bufio.NewReaderSize(st, 64<<10)
+	dl, _ := ctx.Deadline()
+	r := bufio.NewReaderSize(&progressReader{st: st, stall: s.stall, end: dl}, 64<<10)
 	announced, err := readCount(r)
 	if err != nil {
 		st.Reset()
@@ -458,6 +473,28 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, progress func(received, a
 		batches <- batch
 	}
 	return finish(nil)
+}
+
+// progressReader reads a response, giving each read at most stall (and
+// never past end): a responder that sends nothing for that long is cut off.
+type progressReader struct {
+	st    network.Stream
+	stall time.Duration
+	end   time.Time
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	dl := time.Now().Add(p.stall)
+	if !p.end.IsZero() && p.end.Before(dl) {
+		dl = p.end
+	}
+	_ = p.st.SetReadDeadline(dl)
+	n, err := p.st.Read(b)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() && (p.end.IsZero() || dl.Before(p.end)) {
+		err = fmt.Errorf("nothing for %s: %w", p.stall, err)
+	}
+	return n, err
 }
 
 // writeCount writes the response header: the number of blocks that follow.

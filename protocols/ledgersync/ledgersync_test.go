@@ -282,6 +282,60 @@ func TestHostileResponder(t *testing.T) {
 	require.Zero(t, q+p)
 }
 
+// A responder that stalls, before the header or mid-response, is cut off
+// after StallTimeout without a byte, long before ResponseTimeout; one
+// that keeps sending slowly is not.
+func TestStallingResponderIsCutOff(t *testing.T) {
+	ha, hb := newHost(t), newHost(t)
+	mine := newMemLedger()
+	const stall = 300 * time.Millisecond
+	b := New(hb, mine, quiet, Options{StallTimeout: stall})
+	connect(t, hb, ha)
+	blocks := ledgertest.History(t, 2, 3)
+	release := make(chan struct{})
+	defer close(release)
+	for name, write := range map[string]func(w *bufio.Writer){
+		"before the header": func(w *bufio.Writer) {},
+		"mid-response": func(w *bufio.Writer) {
+			_ = writeCount(w, len(blocks))
+			_ = writeFrame(w, blocks[0])
+		},
+	} {
+		ha.SetStreamHandler(ID, func(s network.Stream) {
+			_, _ = readSummary(bufio.NewReader(s), nil)
+			w := bufio.NewWriter(s)
+			write(w)
+			_ = w.Flush()
+			<-release
+			s.Reset()
+		})
+		began := time.Now()
+		_, err := b.Sync(context.Background(), ha.ID(), nil)
+		require.Error(t, err, name)
+		require.Contains(t, err.Error(), "nothing for 300ms", name)
+		require.NotErrorIs(t, err, ErrViolation, "%s: slow is not a lie", name)
+		require.Less(t, time.Since(began), 20*stall, name)
+	}
+
+	// Slow but steady: each frame within the bound, the whole longer.
+	ha.SetStreamHandler(ID, func(s network.Stream) {
+		_, _ = readSummary(bufio.NewReader(s), nil)
+		w := bufio.NewWriter(s)
+		_ = writeCount(w, len(blocks))
+		for _, blk := range blocks {
+			_ = w.Flush()
+			time.Sleep(stall / 3)
+			_ = writeFrame(w, blk)
+		}
+		_ = writeFrame(w, nil)
+		_ = w.Flush()
+		s.Close()
+	})
+	st, err := b.Sync(context.Background(), ha.ID(), nil)
+	require.NoError(t, err)
+	require.Equal(t, len(blocks), st.New)
+}
+
 func TestBadRequestIsReset(t *testing.T) {
 	ha, hb := newHost(t), newHost(t)
 	serve(t, New(ha, history(t, 10), quiet, Options{}))
