@@ -24,6 +24,7 @@ var levels = []struct {
 	{0, "internal/fsowner"},
 	{0, "internal/dashboards"},
 	{0, "internal/tracing"},
+	{0, "internal/netem"},
 	{1, "did"},
 	{2, "ledger"},
 	{2, "trust"},
