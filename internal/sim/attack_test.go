@@ -104,8 +104,12 @@ func publishRounds(t *testing.T, pubs []*Node, phase byte, rounds int, every tim
 // forward nothing.
 func TestSimSybilFlood(t *testing.T) {
 	honest, perHonest := 12, 10
-	if bench() {
+	switch {
+	case bench():
 		honest = 40
+	case raceOn:
+		// A smoke run: the same scenario with fewer attackers.
+		honest, perHonest = 6, 3
 	}
 	var line string
 	synctest.Test(t, func(t *testing.T) {
@@ -140,7 +144,9 @@ func TestSimSybilFlood(t *testing.T) {
 		for _, stop := range stops {
 			stop()
 		}
+		base.mu.Lock()
 		baseP50, baseP99 := percentile(base.lat, 0.5), percentile(base.lat, 0.99)
+		base.mu.Unlock()
 
 		// Each honest node has about degree honest peers: give it ten times
 		// as many Sybil connections, from a pool of Sybils that each

@@ -75,8 +75,8 @@ func setupLedger(t *testing.T, nw *Network, r *rand.Rand) {
 // from the heal to convergence is logged (docs/benchmarks.md).
 func TestSimPartitionHeals(t *testing.T) {
 	n := 24
-	if s := sizes(t); len(s) > 0 && s[0] > n {
-		n = min(s[0], 100)
+	if raceOn && !bench() {
+		n = 8
 	}
 	var split atomic.Bool
 	latency := func(from, to int) time.Duration {
@@ -97,7 +97,7 @@ func TestSimPartitionHeals(t *testing.T) {
 		split.Store(true)
 		// Connections across the cut time out; each half goes on paying.
 		payments := 0
-		steps := 6 // a minute apart
+		steps := 6 // 10 s apart
 		if bench() {
 			steps = 12
 		}
@@ -126,8 +126,11 @@ func TestSimPartitionHeals(t *testing.T) {
 // every live node must converge. The time after the churn stops is logged.
 func TestSimChurn(t *testing.T) {
 	n, minutes := 20, 2
-	if bench() {
+	switch {
+	case bench():
 		n, minutes = 40, 5
+	case raceOn:
+		n, minutes = 10, 1
 	}
 	var took time.Duration
 	var joined, left, payments int
