@@ -217,8 +217,11 @@ type Message struct {
 	Trace trace.SpanContext
 	// sigChecked: the envelope's own signature was verified (see admit).
 	sigChecked bool
-	// remote is the trace context the message arrived with.
+	// remote is the trace context the message arrived with; envLen is the
+	// envelope's length in the GossipSub data (the rest is the extension
+	// block). Both are set where the data is split: the validator, send.
 	remote trace.SpanContext
+	envLen int
 }
 
 // Published describes a message this node published.
@@ -709,7 +712,7 @@ func (s *Service) pump(ctx context.Context, tp *topic) {
 // deliverTraced delivers msg, in a span under the trace context it
 // arrived with, if any.
 func (s *Service) deliverTraced(tp *topic, msg *Message, data []byte) {
-	raw, _, _ := SplitWire(data) // admit has checked it
+	raw := data[:msg.envLen] // the envelope, without the extension block
 	if !msg.remote.IsValid() {
 		s.deliver(tp, msg, raw)
 		return
@@ -955,6 +958,7 @@ func (s *Service) send(ctx context.Context, tp *topic, msg *Message, raw []byte)
 		defer span.End()
 	}
 	data := wiretrace.Append(raw, span.SpanContext())
+	msg.envLen = len(raw)
 	if err := tp.t.Publish(ctx, data, pubsub.WithValidatorData(msg)); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return Published{}, fmt.Errorf("publish on %s: %w", tp.wire, err)
@@ -1018,9 +1022,22 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 			s.noteRateLimited(src, tp.short, RateLimitMessages, now)
 			return pubsub.ValidationIgnore
 		}
-		span := s.validateSpan(tp, pm.Data, src)
-		msg, res := s.admit(tp, pm.Data, pm.GetFrom(), src, false, now)
+		// GossipSub data: the envelope, then an extension block.
+		env, ext, ok := SplitWire(pm.Data)
+		if !ok {
+			return s.refuse(src, tp, ReasonMalformed, now)
+		}
+		if len(env) > s.cfg.MaxMessageSize {
+			return s.refuse(src, tp, ReasonOversize, now)
+		}
+		remote, err := wiretrace.Parse(ext)
+		if err != nil {
+			return s.refuse(src, tp, ReasonMalformed, now)
+		}
+		span := s.validateSpan(tp, remote, src)
+		msg, res := s.admit(tp, env, pm.GetFrom(), src, false, now)
 		if res == pubsub.ValidationAccept {
+			msg.remote, msg.envLen = remote, len(env)
 			pm.ValidatorData = msg
 		}
 		if span != nil {
@@ -1031,15 +1048,18 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 	}
 }
 
-// validateSpan starts a gossip.validate span for data that carries a trace
-// context, under it; nil otherwise (no cost for untraced messages).
-func (s *Service) validateSpan(tp *topic, data []byte, src peer.ID) trace.Span {
-	_, ext, ok := SplitWire(data)
-	if !ok || len(ext) == 0 {
-		return nil
-	}
-	sc, err := wiretrace.Parse(ext)
-	if err != nil || !sc.IsValid() {
+// refuse rejects a message from via for reason, counted as admit counts.
+func (s *Service) refuse(via peer.ID, tp *topic, reason string, now time.Time) pubsub.ValidationResult {
+	s.m.reject(reason)
+	s.noteRejected(via, tp.short, reason, now)
+	return pubsub.ValidationReject
+}
+
+// validateSpan starts a gossip.validate span under sc, the trace context
+// a message arrived with; nil when it came with none (no cost for
+// untraced messages).
+func (s *Service) validateSpan(tp *topic, sc trace.SpanContext, src peer.ID) trace.Span {
+	if !sc.IsValid() {
 		return nil
 	}
 	_, span := s.tracer.Start(trace.ContextWithRemoteSpanContext(context.Background(), sc), "gossip.validate",
@@ -1071,21 +1091,6 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 	ignore := func(reason string) (*Message, pubsub.ValidationResult) {
 		s.m.reject(reason)
 		return nil, pubsub.ValidationIgnore
-	}
-	var remote trace.SpanContext
-	if !fetched { // GossipSub data: the envelope, then an extension block
-		env, ext, ok := SplitWire(raw)
-		if !ok {
-			return reject(ReasonMalformed)
-		}
-		if len(env) > s.cfg.MaxMessageSize {
-			return reject(ReasonOversize)
-		}
-		sc, err := wiretrace.Parse(ext)
-		if err != nil {
-			return reject(ReasonMalformed)
-		}
-		raw, remote = env, sc
 	}
 	if len(raw) > s.cfg.MaxMessageSize {
 		return reject(ReasonOversize)
@@ -1155,7 +1160,7 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 	case forgotten, belowWindow:
 		return ignore(ReasonReplay)
 	}
-	return &Message{ID: id, Topic: tp.short, Envelope: *env, From: from, ReceivedFrom: via, Fetched: fetched, sigChecked: sigChecked, remote: remote},
+	return &Message{ID: id, Topic: tp.short, Envelope: *env, From: from, ReceivedFrom: via, Fetched: fetched, sigChecked: sigChecked},
 		pubsub.ValidationAccept
 }
 

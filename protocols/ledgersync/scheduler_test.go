@@ -22,9 +22,17 @@ import (
 // runScheduler runs a scheduler on h over led until the test ends.
 func runScheduler(t *testing.T, h host.Host, led Ledger, pen Penalizer) (*Scheduler, *Metrics) {
 	t.Helper()
+	return runSchedulerWith(t, SchedulerConfig{Host: h, Ledger: led, Penalties: pen})
+}
+
+// runSchedulerWith is runScheduler with the rest of cfg (a tracer); it
+// supplies the metrics and the log.
+func runSchedulerWith(t *testing.T, cfg SchedulerConfig) (*Scheduler, *Metrics) {
+	t.Helper()
 	m, err := NewMetrics(prometheus.NewRegistry())
 	require.NoError(t, err)
-	s := NewScheduler(SchedulerConfig{Host: h, Ledger: led, Metrics: m, Penalties: pen, Log: quiet})
+	cfg.Metrics, cfg.Log = m, quiet
+	s := NewScheduler(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()

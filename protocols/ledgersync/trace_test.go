@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -32,18 +31,8 @@ func TestPullIsPartOfTheTraceThatKickedIt(t *testing.T) {
 	full := history(t, 50)
 	ha, hb := newHost(t), newHost(t)
 	serve(t, New(ha, full, quiet, Options{Tracer: tpA.Tracer("a")}))
-	m, err := NewMetrics(prometheus.NewRegistry())
-	require.NoError(t, err)
 	empty := newMemLedger()
-	s := NewScheduler(SchedulerConfig{Host: hb, Ledger: empty, Metrics: m, Log: quiet, Tracer: tpB.Tracer("b")})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, returns(t, done, "Scheduler.Run"))
-		require.NoError(t, s.Close())
-	})
+	s, _ := runSchedulerWith(t, SchedulerConfig{Host: hb, Ledger: empty, Tracer: tpB.Tracer("b")})
 	connect(t, hb, ha)
 	// The connection starts an untraced pull, which fetches everything.
 	want := full.l.StateHash()
