@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,7 +98,7 @@ func newNodeWith(t testing.TB, id *did.Identity, h host.Host, book *identity.Boo
 	require.NoError(t, err)
 	cfg := Config{NetworkID: testNet, AnnounceInterval: 200 * time.Millisecond, ScoreInspectInterval: 50 * time.Millisecond}
 	deps := Deps{Host: h, Identity: id, Bindings: book, Memory: mem, Metrics: m,
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+		Log: slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}
@@ -128,9 +129,26 @@ func link(t testing.TB, a, b *node) {
 	connect(t, a.h, b.h)
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter logs through t until the test's cleanups run: GossipSub's
+// process loop may still log its "shutting down" line after the service
+// has returned, and t must not be used once the test is over.
+type testWriter struct {
+	t    testing.TB
+	done *atomic.Bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+func newTestWriter(t testing.TB) testWriter {
+	w := testWriter{t: t, done: new(atomic.Bool)}
+	t.Cleanup(func() { w.done.Store(true) })
+	return w
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(string(p))
+	}
+	return len(p), nil
+}
 
 func rejected(m *Metrics, reason string) float64 {
 	return testutil.ToFloat64(m.rejected.WithLabelValues(reason))
