@@ -23,25 +23,30 @@ import (
 // before the security handshake and again once the peer is known. It
 // refuses blocked peers (node/blocklist) in both directions: outbound dials
 // before they start, inbound connections once the handshake names the peer.
-// Every dial path (explicit dials, rotation redials, the DHT's reconnect
-// watchdog, mDNS) goes through it.
+// It also refuses, both ways, peers penalised past the disconnect threshold
+// (penalty.go) until their penalty decays. Every dial path (explicit
+// dials, rotation redials, the DHT's reconnect watchdog, mDNS) goes
+// through it.
 type gater struct {
 	blocks *blockGuard
 	trust  *trustGuard
+	pen    *penaltyGuard
 }
 
-func (deps stackDeps) gater() *gater { return &gater{blocks: deps.blocks, trust: deps.trustG} }
+func (deps stackDeps) gater() *gater {
+	return &gater{blocks: deps.blocks, trust: deps.trustG, pen: deps.penalty}
+}
 
 func (g *gater) InterceptPeerDial(p peer.ID) bool {
-	return g.blocks.allow(p, network.DirOutbound, "dial")
+	return g.blocks.allow(p, network.DirOutbound, "dial") && g.pen.allow(p, network.DirOutbound, "dial")
 }
 func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool {
-	return g.blocks.allow(p, network.DirOutbound, "dial")
+	return g.blocks.allow(p, network.DirOutbound, "dial") && g.pen.allow(p, network.DirOutbound, "dial")
 }
 func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
 	// A block wins over any trust; trust is checked once the peer is known.
-	return g.blocks.allow(p, dir, "handshake") && g.trust.allow(p, dir, "handshake")
+	return g.blocks.allow(p, dir, "handshake") && g.pen.allow(p, dir, "handshake") && g.trust.allow(p, dir, "handshake")
 }
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 

@@ -63,8 +63,9 @@ func newGossip(deps stackDeps, st *netStack) (*gossip.Service, error) {
 		Metrics:  deps.gossip.metrics,
 		Log:      deps.log.With("component", "gossip"),
 		AppScore: func(p peer.ID) float64 {
-			return deps.penalties.AppScore(p) + classScore(deps.trustG.classOf(p))
+			return deps.penalty.AppScore(p) + classScore(deps.trustG.classOf(p))
 		},
+		Penalties:   deps.penalty.charger(st.h, penaltyGossipRequest),
 		Tier:        deps.trustG.tier,
 		AllowAuthor: deps.trustG.allowAuthor(),
 		Tracer:      deps.tp.Tracer(gossipTracer),

@@ -69,10 +69,11 @@ type stackDeps struct {
 	// ledgerPub carries the node's own new entries to push.
 	ledgerPub chan pushEntry
 	gossip    *gossipShared
-	// penalties records peers caught misbehaving outside GossipSub (bad
-	// ledger blocks served by sync); the gossip score reads it. It outlives
-	// rotations: the peers' IDs do not change when ours does.
-	penalties *gossip.Penalties
+	// penalty records peers caught breaking the protocols (penalty.go):
+	// the gossip score reads it, and it disconnects and refuses peers
+	// past its threshold. It outlives rotations: the peers' IDs do not
+	// change when ours does.
+	penalty *penaltyGuard
 	// blocks enforces the blocklist (gater.go).
 	blocks *blockGuard
 	// trust is the trust graph; trustPub carries this node's own
@@ -128,6 +129,7 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 	self.Store(&h)
 	h.Network().Notify(deps.metrics.notifiee())
 	h.Network().Notify(deps.blocks.notifiee())
+	h.Network().Notify(deps.penalty.notifiee())
 	st := &netStack{h: h, id: id}
 	defer func() {
 		if err != nil {
@@ -135,13 +137,15 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		}
 	}()
 	st.idsvc = identity.New(h, func() did.Binding { return id.Binding }, deps.book, deps.log,
-		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc, OnBinding: bothBindings(deps.blocks.onBinding(h), deps.trustG.onBinding(h))})
+		identity.Options{OnRecord: deps.metrics.messagesReceived.Inc, OnBinding: bothBindings(deps.blocks.onBinding(h), deps.trustG.onBinding(h)),
+			Penalties: deps.penalty.charger(h, penaltyIdentity)})
 	st.services = append(st.services, stackService{"identity", st.idsvc})
 	if st.dht, err = newDHT(deps, st); err != nil {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	st.services = append(st.services, stackService{"dht", st.dht})
-	st.sync = newLedgerSync(h, deps.ledger, deps.syncM, deps.penalties, deps.log.With("component", "ledgersync"), deps.tp)
+	st.sync = newLedgerSync(h, deps.ledger, deps.syncM, deps.penalty.charger(h, penaltyLedgerSync), deps.penalty.charger(h, penaltyLedgerBlocks),
+		deps.log.With("component", "ledgersync"), deps.tp)
 	st.services = append(st.services, stackService{"ledgersync", st.sync})
 	if st.gossip, err = newGossip(deps, st); err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
@@ -152,7 +156,8 @@ func newStack(deps stackDeps, id *did.Identity) (_ *netStack, err error) {
 		tracer: deps.tp.Tracer(tracerName)}})
 	st.services = append(st.services, stackService{"trust-gossip", &trustGossip{
 		g: st.gossip, graph: deps.trust, pub: deps.trustPub, log: deps.log.With("component", "trust")}})
-	st.services = append(st.services, stackService{"trustsync", trustsync.New(h, trustSyncGraph{deps.trust}, deps.log.With("component", "trustsync"))})
+	st.services = append(st.services, stackService{"trustsync", trustsync.New(h, trustSyncGraph{deps.trust}, deps.log.With("component", "trustsync"),
+		trustsync.Options{Penalties: deps.penalty.charger(h, penaltyTrustSync)})})
 	mdnsSvc, err := newMDNS(deps, st)
 	if err != nil {
 		return nil, fmt.Errorf("mdns: %w", err)

@@ -20,9 +20,10 @@ import (
 // the store.
 
 // newLedgerSync builds the scheduler of one stack over the durable store.
-func newLedgerSync(h host.Host, s *store.Store, m *ledgersync.Metrics, pen ledgersync.Penalizer, log *slog.Logger, tp trace.TracerProvider) *ledgersync.Scheduler {
-	return ledgersync.NewScheduler(ledgersync.SchedulerConfig{Host: h, Ledger: storeLedger{s, tp.Tracer(tracerName)}, Metrics: m, Penalties: pen, Log: log,
-		Tracer: tp.Tracer(ledgersyncTracer)})
+// pen is charged for protocol violations, blockPen for bad blocks.
+func newLedgerSync(h host.Host, s *store.Store, m *ledgersync.Metrics, pen, blockPen ledgersync.Penalizer, log *slog.Logger, tp trace.TracerProvider) *ledgersync.Scheduler {
+	return ledgersync.NewScheduler(ledgersync.SchedulerConfig{Host: h, Ledger: storeLedger{s, tp.Tracer(tracerName)}, Metrics: m,
+		Penalties: pen, BlockPenalties: blockPen, Log: log, Tracer: tp.Tracer(ledgersyncTracer)})
 }
 
 // storeLedger adapts the durable store to the sync protocol.

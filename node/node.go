@@ -35,7 +35,6 @@ import (
 	"github.com/intercooperative/icn/node/config"
 	"github.com/intercooperative/icn/node/controlapi"
 	"github.com/intercooperative/icn/node/trustgraph"
-	"github.com/intercooperative/icn/protocols/gossip"
 	"github.com/intercooperative/icn/protocols/identity"
 	"github.com/intercooperative/icn/protocols/ledgersync"
 )
@@ -207,8 +206,10 @@ func New(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip metrics: %w", err)
 	}
-	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs, tp: n.tp, hostOpts: opts.HostOptions,
-		penalties: gossip.NewPenalties(gossip.PenaltyConfig{})}
+	n.deps = stackDeps{cfg: cfg, reg: reg, log: log, book: n.book, metrics: metrics, gossip: gs, tp: n.tp, hostOpts: opts.HostOptions}
+	if n.deps.penalty, err = newPenaltyGuard(penaltyConfig{}, n.book, reg, log.With("component", "penalty")); err != nil {
+		return nil, fmt.Errorf("penalty metrics: %w", err)
+	}
 	if n.deps.blocks, err = n.openBlocks(ctx, opts.Identity.DID); err != nil {
 		return nil, fmt.Errorf("blocklist: %w", err)
 	}

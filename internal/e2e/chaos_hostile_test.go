@@ -121,9 +121,13 @@ type stalledStream struct {
 // garbage, publishes garbage on the node's GossipSub topics and presents a
 // garbage DID binding. Throughout, the daemon stays ready, answers icnctl
 // and keeps paying an honest peer; the stalled streams end within each
-// protocol's own bound and the goroutines come back down; the peer is
-// penalised where the node has a mechanism (SECURITY lines, gossip
-// rejections, a ledger-sync penalty, a disconnect).
+// protocol's own bound and the goroutines come back down. The stalls cost
+// the peer nothing (an honest peer may be slow); the garbage is charged
+// on every ICN protocol (icn_network_peer_penalties_total by protocol),
+// and the peer that keeps sending it is disconnected past the threshold
+// (one SECURITY line, icn_network_penalty_disconnects_total) and its
+// redial refused. GossipSub garbage is rejected by validation and scored
+// by GossipSub itself.
 func TestChaosHostilePeer(t *testing.T) {
 	n := startLedgerNode(t)
 	dir, d := n.dir, n.d
@@ -228,6 +232,15 @@ func TestChaosHostilePeer(t *testing.T) {
 		}
 	}
 	t.Logf("chaos hostile peer, stalls: goroutines %v before, %v with %d stalled streams; %s", g0, gStalled, len(stalled), strings.Join(report, "; "))
+	// Stalls are no violation: nothing was charged.
+	penalties := func(protocol string) float64 {
+		t.Helper()
+		_, m := d.get("/metrics")
+		return metricValue(t, m, fmt.Sprintf("icn_network_peer_penalties_total{protocol=%q}", protocol))
+	}
+	for _, p := range []string{"identity", "ledgersync", "ledger_blocks", "trustsync", "gossip_request"} {
+		require.Zero(t, penalties(p), "%s: stalls were charged", p)
+	}
 
 	// (b) Garbage on every protocol: each stream ends (reset or closed),
 	// none hangs.
@@ -250,6 +263,14 @@ func TestChaosHostilePeer(t *testing.T) {
 		_ = s.Reset()
 	}
 	requireLogLine(t, d, 10*time.Second, "SECURITY: ledgersync: malformed request from a peer", h.ID().String())
+	// Charged on each protocol that reads what the peer sent (the
+	// identity responder reads nothing: its garbage binding comes below).
+	for _, p := range []string{"ledgersync", "trustsync", "gossip_request"} {
+		require.Eventually(t, func() bool { return penalties(p) >= 1 }, 10*time.Second, 100*time.Millisecond, "garbage on %s was not charged", p)
+	}
+	requireLogLine(t, d, 10*time.Second, "SECURITY: trustsync: malformed request from a peer", h.ID().String())
+	requireLogLine(t, d, 10*time.Second, "SECURITY: gossip: malformed request from a peer", h.ID().String())
+	syncCharged := penalties("ledgersync")
 
 	// The daemon's own pull from the peer (on identify), stalled by it, is
 	// cut off after ledgersync.StallTimeout.
@@ -272,6 +293,7 @@ func TestChaosHostilePeer(t *testing.T) {
 		return false
 	}, ledgersync.StallTimeout+40*time.Second, 100*time.Millisecond, "no ledger-sync violation logged")
 	requireLogLine(t, d, time.Second, "SECURITY: a peer broke the ledger sync protocol; it is penalised", h.ID().String())
+	require.GreaterOrEqual(t, penalties("ledgersync"), syncCharged+ledgersync.ViolationPenalty, "the broken response was not charged")
 
 	// Garbage on the node's GossipSub topics: rejected by validation.
 	_, metrics := d.get("/metrics")
@@ -315,6 +337,65 @@ func TestChaosHostilePeer(t *testing.T) {
 	requireLogLine(t, d, 30*time.Second, "SECURITY: peer presented an invalid DID binding; disconnecting", h2.ID().String())
 	require.Eventually(t, func() bool { return h2.Network().Connectedness(dp) != network.Connected }, 15*time.Second, 100*time.Millisecond,
 		"the peer with a garbage binding is still connected")
+	require.Equal(t, float64(identity.ViolationPenalty), penalties("identity"), "the garbage binding was not charged once")
+
+	// The first peer keeps sending garbage: past the disconnect threshold
+	// the daemon hangs up on it, says so once, and refuses it.
+	_, metrics = d.get("/metrics")
+	require.Zero(t, metricValue(t, metrics, "icn_network_penalty_disconnects_total"))
+	garbage := 0
+	require.Eventually(t, func() bool {
+		if h.Network().Connectedness(dp) != network.Connected {
+			return true
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := h.NewStream(ctx, dp, ledgersync.ID)
+		if err != nil {
+			return false // the connection is going: the next round sees it gone
+		}
+		garbage++
+		_, _ = s.Write(binary.AppendUvarint(nil, ledgersync.MaxAuthors+1))
+		_ = s.CloseWrite()
+		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, s)
+		return false
+	}, 60*time.Second, 10*time.Millisecond, "the daemon never disconnected a peer that kept sending garbage")
+	requireLogLine(t, d, 10*time.Second, "SECURITY: peer penalised past the disconnect threshold; disconnecting", h.ID().String())
+	require.Equal(t, 1, strings.Count(d.logs.String(), "SECURITY: peer penalised past the disconnect threshold; disconnecting"))
+	_, metrics = d.get("/metrics")
+	require.Equal(t, 1.0, metricValue(t, metrics, "icn_network_penalty_disconnects_total"))
+	// The two hostile peers charged here (the second one's single unit
+	// is less than one half-life old), not the honest one.
+	require.Equal(t, 2.0, metricValue(t, metrics, "icn_network_penalised_peers"))
+	t.Logf("penalty disconnect after %d more garbage requests; charged: identity %v, ledgersync %v, trustsync %v, gossip_request %v, ledger_blocks %v",
+		garbage, penalties("identity"), penalties("ledgersync"), penalties("trustsync"), penalties("gossip_request"), penalties("ledger_blocks"))
+
+	// Its redial is refused at the handshake (QUIC may finish the
+	// handshake on the dialler's side first: the connection then closes).
+	redial := func() {
+		t.Helper()
+		sd := status(t, dir)
+		var addrs []ma.Multiaddr
+		for _, a := range sd.ListenAddrs {
+			m, err := ma.NewMultiaddr(a)
+			require.NoError(t, err)
+			addrs = append(addrs, m)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := h.Connect(ctx, peer.AddrInfo{ID: dp, Addrs: addrs}); err != nil {
+			t.Logf("redial of the penalised peer: %v", err)
+		}
+	}
+	redial()
+	requireLogLine(t, d, 15*time.Second, "SECURITY: penalised peer refused", h.ID().String(), "inbound")
+	require.Eventually(t, func() bool { return h.Network().Connectedness(dp) != network.Connected }, 15*time.Second, 100*time.Millisecond,
+		"the penalised peer's redial stayed connected")
+	for _, p := range peers(t, dir) {
+		require.NotEqual(t, h.ID().String(), p.PeerID, "the penalised peer is listed as connected")
+	}
+	flowing("after the penalty disconnect")
 
 	// The peers leave; what they held is released.
 	require.NoError(t, h.Close())

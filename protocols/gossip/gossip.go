@@ -194,6 +194,10 @@ type Deps struct {
 	// its extension block; one received with a context is validated and
 	// delivered in spans under it (Message.Trace).
 	Tracer trace.Tracer
+	// Penalties, if set, is charged for each violation of the request
+	// protocol (ID) a peer commits, as requester or as responder
+	// (RequestViolationPenalty).
+	Penalties Penalizer
 }
 
 // Message is an accepted envelope as delivered to subscribers. Subscribers
@@ -259,7 +263,9 @@ type Service struct {
 	// allowAuthor is Deps.AllowAuthor.
 	allowAuthor func(did.DID) bool
 	// tracer is Deps.Tracer, a no-op one when nil.
-	tracer   trace.Tracer
+	tracer trace.Tracer
+	// pen is Deps.Penalties (may be nil).
+	pen      Penalizer
 	requests *peerLimiter
 	fetchQ   chan fetchJob
 	// rateReports and rejectReports name misbehaving peers in the log.
@@ -324,6 +330,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		limiter:       newTieredLimiter(cfg.RateLimit, cfg.RateBurst, deps.Tier),
 		allowAuthor:   deps.AllowAuthor,
 		tracer:        deps.Tracer,
+		pen:           deps.Penalties,
 		requests:      newPeerLimiter(requestRate, requestBurst, limiterPeers, limiterIdle),
 		fetchQ:        make(chan fetchJob, fetchQueue),
 		rateReports:   newPeerReporter(kindRateLimited, cfg.ReportInterval, reportPeers),

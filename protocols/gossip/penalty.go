@@ -161,3 +161,25 @@ func (p *Penalties) Len() int {
 	defer p.mu.Unlock()
 	return len(p.peers)
 }
+
+// Count is how many peers have a count of at least units now. It walks
+// every record (at most MaxPeers), so call it at scrape time, not per
+// message.
+func (p *Penalties) Count(units float64) int {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pe := range p.peers {
+		if p.decayed(pe, now) >= units {
+			n++
+		}
+	}
+	return n
+}
+
+// HalfLife is how long a count takes to halve.
+func (p *Penalties) HalfLife() time.Duration { return p.cfg.HalfLife }
+
+// Cap bounds one peer's count.
+func (p *Penalties) Cap() float64 { return p.cfg.Cap }

@@ -121,3 +121,22 @@ func TestPenaltiesLowerTheGossipScore(t *testing.T) {
 		return s < scoreGossipThreshold
 	}, 10*time.Second, 20*time.Millisecond, "ten bad blocks did not take the peer below the gossip threshold")
 }
+
+// Count sees the decayed counts: a peer drops out as its count decays.
+func TestPenaltiesCount(t *testing.T) {
+	clk := newClock()
+	p := NewPenalties(PenaltyConfig{Now: clk.Now})
+	require.Zero(t, p.Count(0.5))
+	p.Add("a", 1)
+	p.Add("b", 4)
+	require.Equal(t, 2, p.Count(0.5))
+	require.Equal(t, 1, p.Count(2))
+	clk.Advance(PenaltyHalfLife) // a: 0.5, b: 2
+	require.Equal(t, 2, p.Count(0.5))
+	require.Equal(t, 1, p.Count(2))
+	clk.Advance(time.Second)
+	require.Equal(t, 1, p.Count(0.5))
+	require.Zero(t, p.Count(2))
+	require.Equal(t, PenaltyHalfLife, p.HalfLife())
+	require.Equal(t, float64(PenaltyCap), p.Cap())
+}

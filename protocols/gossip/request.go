@@ -13,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/intercooperative/icn/protocols/internal/streams"
 )
 
 // ID is the request protocol: a peer that saw an announce asks the announcer
@@ -31,6 +33,34 @@ const (
 	MaxResponseEnvelopes = 256
 	MaxResponseBytes     = 4 << 20
 )
+
+// RequestViolationPenalty is what one malformed request, or one response
+// that breaks the protocol, costs the peer that sent it (Deps.Penalties).
+// A request or response that does not arrive in time, or whose stream
+// breaks, costs nothing: an honest peer can be slow or go away. Envelopes
+// in a response that fail validation are not violations of this protocol;
+// they lower the responder's GossipSub score as invalid messages.
+const RequestViolationPenalty = 1
+
+// Penalizer is told about peers that break the request protocol (the
+// node's penalty record). units is what the offence costs.
+type Penalizer interface {
+	Add(p peer.ID, units float64)
+}
+
+// errBadRequest and errBadResponse mark a request or response that broke
+// the protocol (the sender's fault, charged to it).
+var (
+	errBadRequest  = errors.New("malformed gossip request")
+	errBadResponse = errors.New("gossip response broke the protocol")
+)
+
+// charge bills p for a violation of the request protocol.
+func (s *Service) charge(p peer.ID) {
+	if s.pen != nil {
+		s.pen.Add(p, RequestViolationPenalty)
+	}
+}
 
 // encodeRequest: uvarint topic length, the wire topic, then the key list
 // (version 1, uvarint count, each key as uvarint length + bytes).
@@ -75,7 +105,12 @@ func (s *Service) handleRequest(st network.Stream) {
 	}
 	defer s.untrack(st)
 	if err := s.serve(st); err != nil {
-		s.log.Debug("gossip request failed", "peer", st.Conn().RemotePeer(), "err", err)
+		if p := st.Conn().RemotePeer(); errors.Is(err, errBadRequest) {
+			s.log.Info("SECURITY: gossip: malformed request from a peer; stream reset, the peer is penalised", "peer", p, "err", err)
+			s.charge(p)
+		} else {
+			s.log.Debug("gossip request failed", "peer", p, "err", err)
+		}
 		st.Reset()
 		return
 	}
@@ -92,17 +127,24 @@ func (s *Service) serve(st network.Stream) error {
 	defer st.Scope().ReleaseMemory(MaxRequestSize)
 	_ = st.SetDeadline(time.Now().Add(RequestTimeout))
 	p := st.Conn().RemotePeer()
-	br := bufio.NewReader(st)
-	n, err := binary.ReadUvarint(br)
-	if err != nil {
+	in := streams.NewReader(st)
+	br := bufio.NewReader(in)
+	bad := func(err error) error {
+		if in.Violation(err) {
+			return fmt.Errorf("%w: %w", errBadRequest, err)
+		}
 		return err
 	}
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return bad(err)
+	}
 	if n > MaxRequestSize {
-		return fmt.Errorf("request of %d bytes", n)
+		return fmt.Errorf("%w: request of %d bytes, at most %d", errBadRequest, n, MaxRequestSize)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(br, body); err != nil {
-		return err
+		return bad(err)
 	}
 	// The request is read (it is small and bounded) before the limit is
 	// checked, so a refusal names the topic.
@@ -117,12 +159,15 @@ func (s *Service) serve(st network.Stream) error {
 			label = tp.short
 		}
 		s.noteRateLimited(p, label, RateLimitRequests, now)
+		if decodeErr != nil {
+			return fmt.Errorf("%w: %w", errBadRequest, decodeErr)
+		}
 		return errors.New("request rate limit")
 	}
 	s.m.requests.Inc()
 	s.m.networkReceived.Inc()
 	if decodeErr != nil {
-		return decodeErr
+		return fmt.Errorf("%w: %w", errBadRequest, decodeErr)
 	}
 	var envs [][]byte
 	if tp != nil {
@@ -214,23 +259,30 @@ func (s *Service) request(ctx context.Context, p peer.ID, wire string, keys [][]
 	// "close called for canceled stream": that is no failure (identity and
 	// ledgersync ignore it too); a broken stream fails the read below.
 	_ = st.CloseWrite()
-	br := bufio.NewReader(st)
+	in := streams.NewReader(st)
+	br := bufio.NewReader(in)
+	bad := func(err error) error {
+		if in.Violation(err) {
+			return fmt.Errorf("%w: %w", errBadResponse, err)
+		}
+		return err
+	}
 	var out [][]byte
 	reserved := 0
 	defer func() { st.Scope().ReleaseMemory(reserved) }()
 	for {
 		n, err := binary.ReadUvarint(br)
 		if err != nil {
-			return nil, fmt.Errorf("read response: %w", err)
+			return nil, fmt.Errorf("read response: %w", bad(err))
 		}
 		if n == 0 {
 			break
 		}
 		if n > uint64(s.cfg.MaxMessageSize) {
-			return nil, fmt.Errorf("response envelope of %d bytes exceeds %d", n, s.cfg.MaxMessageSize)
+			return nil, fmt.Errorf("%w: response envelope of %d bytes exceeds %d", errBadResponse, n, s.cfg.MaxMessageSize)
 		}
 		if len(out) >= MaxResponseEnvelopes || reserved+int(n) > MaxResponseBytes {
-			return nil, errors.New("response exceeds its bounds")
+			return nil, fmt.Errorf("%w: response exceeds its bounds (%d envelopes, %d bytes)", errBadResponse, MaxResponseEnvelopes, MaxResponseBytes)
 		}
 		if err := st.Scope().ReserveMemory(int(n), network.ReservationPriorityLow); err != nil {
 			return nil, fmt.Errorf("resource manager: %w", err)
@@ -238,7 +290,7 @@ func (s *Service) request(ctx context.Context, p peer.ID, wire string, keys [][]
 		reserved += int(n)
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(br, buf); err != nil {
-			return nil, fmt.Errorf("read response: %w", err)
+			return nil, fmt.Errorf("read response: %w", bad(err))
 		}
 		out = append(out, buf)
 	}
@@ -292,6 +344,11 @@ func (s *Service) fetchLoop(ctx context.Context) {
 func (s *Service) fetch(ctx context.Context, j fetchJob) {
 	envs, err := s.request(ctx, j.peer, j.tp.wire, j.keys)
 	if err != nil {
+		if errors.Is(err, errBadResponse) {
+			s.log.Info("SECURITY: gossip: a peer broke the request protocol in its response; it is penalised", "peer", j.peer, "topic", j.tp.short, "err", err)
+			s.charge(j.peer)
+			return
+		}
 		s.log.Debug("gossip fetch failed", "peer", j.peer, "topic", j.tp.short, "err", err)
 		return
 	}

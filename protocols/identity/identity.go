@@ -2,8 +2,13 @@
 // peer which DID a libp2p peer speaks for. When a connection opens, each side
 // asks the other for its binding record (the DID key's signature over
 // {did, peer_id, seq, created_at}); a record that does not verify, or that
-// binds a different peer ID, gets the connection closed. Verified records go
-// into a Book, the node's local DID cache.
+// binds a different peer ID, gets the connection closed, and the peer is
+// charged ViolationPenalty (Options.Penalties); so does a record that does
+// not decode (oversize, or cut short by the peer's end of writing). A peer
+// that does not answer in time, or whose stream breaks, costs nothing.
+// Verified records go into a Book, the node's local DID cache. The serving
+// side reads nothing from the requester, so there is nothing for a
+// requester to get wrong there.
 package identity
 
 import (
@@ -24,6 +29,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/protocols/internal/streams"
 )
 
 // ID is the protocol ID.
@@ -112,6 +118,17 @@ type Service struct {
 	log       *slog.Logger
 	onRecord  func()
 	onBinding func(context.Context, did.Binding)
+	pen       Penalizer
+}
+
+// ViolationPenalty is what a binding record that does not decode or verify
+// costs the peer that presented it.
+const ViolationPenalty = 1
+
+// Penalizer is told about peers that present bad binding records (the
+// node's penalty record). units is what the offence costs.
+type Penalizer interface {
+	Add(p peer.ID, units float64)
 }
 
 // Options are optional hooks.
@@ -123,12 +140,15 @@ type Options struct {
 	// a peer whose DID it refuses (a new key of a blocked DID, which nothing
 	// could refuse before its binding was known).
 	OnBinding func(ctx context.Context, bd did.Binding)
+	// Penalties, if set, is charged ViolationPenalty for each binding
+	// record Fetch refuses as a VerifyError.
+	Penalties Penalizer
 }
 
 // New registers the protocol handler on h. self returns the binding to serve
 // (it may change after a key rotation).
 func New(h host.Host, self func() did.Binding, book *Book, log *slog.Logger, opts Options) *Service {
-	s := &Service{h: h, self: self, book: book, log: log, onRecord: opts.OnRecord, onBinding: opts.OnBinding}
+	s := &Service{h: h, self: self, book: book, log: log, onRecord: opts.OnRecord, onBinding: opts.OnBinding, pen: opts.Penalties}
 	h.SetStreamHandler(ID, s.handle)
 	return s
 }
@@ -158,8 +178,17 @@ func (s *Service) handle(st network.Stream) {
 }
 
 // Fetch asks p for its binding, verifies it, checks that it binds p, and
-// records it in the book.
-func (s *Service) Fetch(ctx context.Context, p peer.ID) (did.Binding, error) {
+// records it in the book. A record refused as a VerifyError is charged to p.
+func (s *Service) Fetch(ctx context.Context, p peer.ID) (bd did.Binding, err error) {
+	defer func() {
+		if s.pen != nil && errors.As(err, new(*VerifyError)) {
+			s.pen.Add(p, ViolationPenalty)
+		}
+	}()
+	return s.fetch(ctx, p)
+}
+
+func (s *Service) fetch(ctx context.Context, p peer.ID) (did.Binding, error) {
 	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "identity"), p, ID)
@@ -179,12 +208,15 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID) (did.Binding, error) {
 		_ = st.SetDeadline(dl)
 	}
 	_ = st.CloseWrite()
-	data, err := readFrame(bufio.NewReader(st), MaxRecordSize)
+	in := streams.NewReader(st)
+	data, err := readFrame(bufio.NewReader(in), MaxRecordSize)
 	if err != nil {
 		st.Reset()
 		err = fmt.Errorf("read binding from %s: %w", p, err)
-		if errors.Is(err, errTooLarge) {
-			// Not a network failure to retry: no honest peer sends one.
+		if errors.Is(err, errTooLarge) || in.Violation(err) {
+			// Not a network failure to retry: an oversize record, or one
+			// cut short by the peer's end of writing. No honest peer sends
+			// one.
 			return did.Binding{}, &VerifyError{err}
 		}
 		return did.Binding{}, err

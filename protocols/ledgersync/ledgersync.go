@@ -26,6 +26,13 @@
 // hold the responder to account. Blocks that arrive intact but do not verify
 // are counted in Stats.Rejected; the Ledger learns which peer sent them.
 //
+// On the serving side, a request that breaks the rules (more than
+// MaxAuthors, an author key that is no key, a trace block that does not
+// parse, a summary cut short by the requester's end of writing) is
+// malformed: the stream is reset and the requester is charged one unit
+// (Options.Penalties). A request that does not arrive in time, or whose
+// stream breaks, costs nothing: an honest requester can be slow.
+//
 // Version 1.0.0 had no count; the two are not wire compatible, hence the
 // new major version.
 package ledgersync
@@ -158,6 +165,7 @@ type Service struct {
 	onServe func(int)
 	tr      trace.Tracer
 	stall   time.Duration
+	pen     Penalizer
 }
 
 // Options are optional hooks.
@@ -168,7 +176,13 @@ type Options struct {
 	// Tracer makes a ledgersync.serve span for each request that carries
 	// a trace context; nil makes none.
 	Tracer trace.Tracer
+	// Penalties, if set, is charged MalformedRequestPenalty for each
+	// malformed request a peer sends.
+	Penalties Penalizer
 }
+
+// MalformedRequestPenalty is what a malformed request costs its sender.
+const MalformedRequestPenalty = 1
 
 // New builds the service; it registers nothing and starts nothing.
 func New(h host.Host, led Ledger, log *slog.Logger, opts Options) *Service {
@@ -181,7 +195,7 @@ func New(h host.Host, led Ledger, log *slog.Logger, opts Options) *Service {
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = StallTimeout
 	}
-	return &Service{h: h, led: led, log: log, onServe: opts.OnServe, tr: opts.Tracer, stall: opts.StallTimeout}
+	return &Service{h: h, led: led, log: log, onServe: opts.OnServe, tr: opts.Tracer, stall: opts.StallTimeout, pen: opts.Penalties}
 }
 
 // Run serves the protocol until ctx ends: each request is answered under
@@ -220,7 +234,12 @@ func (s *Service) handle(ctx context.Context, st network.Stream) {
 		}
 		return
 	case errors.Is(err, errBadRequest):
-		s.log.Info("SECURITY: ledgersync: malformed request from a peer; stream reset", "peer", p, "err", err)
+		s.log.Info("SECURITY: ledgersync: malformed request from a peer; stream reset, the peer is penalised", "peer", p, "err", err)
+		if s.pen != nil {
+			s.pen.Add(p, MalformedRequestPenalty)
+		}
+	case errors.Is(err, errNoRequest):
+		s.log.Debug("ledgersync: a peer's request did not arrive; stream reset", "peer", p, "err", err)
 	case errors.Is(err, errCut):
 		s.log.Info("ledgersync: response to a peer cut short; it will ask again for the rest", "peer", p, "sent", n, "err", err)
 	case ctx.Err() == nil:
@@ -232,7 +251,12 @@ func (s *Service) handle(ctx context.Context, st network.Stream) {
 	}
 }
 
-var errBadRequest = errors.New("bad request")
+// errBadRequest marks a malformed request (the requester's fault);
+// errNoRequest one that did not arrive (a deadline, a broken stream).
+var (
+	errBadRequest = errors.New("bad request")
+	errNoRequest  = errors.New("request not received")
+)
 
 // scopeMemory tracks what a stream reserved with the resource manager.
 type scopeMemory struct {
@@ -262,7 +286,15 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 	}
 	_ = st.SetReadDeadline(time.Now().Add(RequestTimeout))
 	summaryHeld := 0
-	br := bufio.NewReader(st)
+	in := streams.NewReader(st)
+	br := bufio.NewReader(in)
+	// badRequest tells a malformed request from one that did not arrive.
+	badRequest := func(err error) error {
+		if in.Violation(err) {
+			return fmt.Errorf("%w: %w", errBadRequest, err)
+		}
+		return fmt.Errorf("%w: %w", errNoRequest, err)
+	}
 	remote, err := readSummary(br, func(authors int) error {
 		summaryHeld = authors * summaryCost
 		return mem.reserve(summaryHeld)
@@ -271,14 +303,14 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 		if errors.Is(err, errCut) {
 			return 0, err
 		}
-		return 0, fmt.Errorf("%w: %w", errBadRequest, err)
+		return 0, badRequest(err)
 	}
 	// What follows the summary, up to the requester's end of writing, is
 	// an extension block (a trace context); requesters before it sent
 	// none.
 	ext, err := io.ReadAll(io.LimitReader(br, wiretrace.MaxBlock+1))
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", errBadRequest, err)
+		return 0, badRequest(err)
 	}
 	sc, err := wiretrace.Parse(ext)
 	if err != nil {

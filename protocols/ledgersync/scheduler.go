@@ -47,7 +47,9 @@ var (
 )
 
 // Penalizer is told about peers that serve bad blocks or break the
-// protocol (gossip.Penalties, which the gossip score reads).
+// protocol, as requesters or as responders (the node's penalty record,
+// which the gossip score reads and which disconnects persistent
+// offenders). units is what the offence costs.
 type Penalizer interface {
 	Add(p peer.ID, units float64)
 }
@@ -163,9 +165,14 @@ type SchedulerConfig struct {
 	Host    host.Host
 	Ledger  Ledger
 	Metrics *Metrics
-	// Penalties, if set, is charged for bad blocks and violations.
+	// Penalties, if set, is charged for protocol violations: responses
+	// that break the protocol (ViolationPenalty) and malformed requests
+	// (MalformedRequestPenalty).
 	Penalties Penalizer
-	Log       *slog.Logger
+	// BlockPenalties, if set, is charged one unit per block that fails
+	// verification; nil means Penalties.
+	BlockPenalties Penalizer
+	Log            *slog.Logger
 	// Tracer makes the ledgersync.pull and ledgersync.serve spans; nil
 	// makes none.
 	Tracer trace.Tracer
@@ -206,11 +213,16 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	if log == nil {
 		log = slog.Default()
 	}
-	led := accounted{Ledger: cfg.Ledger, m: cfg.Metrics, pen: cfg.Penalties, log: log}
+	blockPen := cfg.BlockPenalties
+	if blockPen == nil {
+		blockPen = cfg.Penalties
+	}
+	led := accounted{Ledger: cfg.Ledger, m: cfg.Metrics, pen: blockPen, log: log}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	svc := New(cfg.Host, led, log, Options{OnServe: func(n int) { cfg.Metrics.served.Add(float64(n)) }, Tracer: cfg.Tracer})
+	svc := New(cfg.Host, led, log, Options{OnServe: func(n int) { cfg.Metrics.served.Add(float64(n)) }, Tracer: cfg.Tracer,
+		Penalties: cfg.Penalties})
 	return &Scheduler{h: cfg.Host, svc: svc, m: cfg.Metrics, pen: cfg.Penalties, log: log, kick: make(chan kick, 16), tr: cfg.Tracer,
 		want: make(chan pullWant), stopped: make(chan struct{}), autoSlot: make(chan struct{}, 1), running: map[peer.ID]*pull{}}
 }

@@ -12,6 +12,13 @@
 // Sizes are bounded, both sides run under deadlines and resource-manager
 // scopes, and a stream that breaks the rules is reset; a response that does
 // is an error wrapping ErrViolation.
+//
+// A malformed request (a count over its limit, a key that is no key, data
+// after the summary, a summary cut short by the requester's end of
+// writing) and a response that breaks the protocol each cost the peer
+// ViolationPenalty (Options.Penalties). A request or response that does not
+// arrive in time, or whose stream breaks, costs nothing: an honest peer can
+// be slow or go away.
 package trustsync
 
 import (
@@ -81,19 +88,44 @@ type Stats struct {
 // ErrViolation marks a response that broke the protocol.
 var ErrViolation = errors.New("trustsync protocol violation")
 
+// ViolationPenalty is what one malformed request or response costs the
+// peer that sent it.
+const ViolationPenalty = 1
+
+// Penalizer is told about peers that break the protocol (the node's
+// penalty record). units is what the offence costs.
+type Penalizer interface {
+	Add(p peer.ID, units float64)
+}
+
+// Options are optional parts of a Service.
+type Options struct {
+	// Penalties, if set, is charged for each protocol violation a peer
+	// commits, as requester or as responder.
+	Penalties Penalizer
+}
+
 // Service serves the protocol (while Run runs) and pulls from peers (Sync).
 type Service struct {
 	h   host.Host
 	g   Graph
 	log *slog.Logger
+	pen Penalizer
 }
 
 // New builds the service; it registers nothing and starts nothing.
-func New(h host.Host, g Graph, log *slog.Logger) *Service {
+func New(h host.Host, g Graph, log *slog.Logger, opts Options) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{h: h, g: g, log: log}
+	return &Service{h: h, g: g, log: log, pen: opts.Penalties}
+}
+
+// charge bills p for a violation.
+func (s *Service) charge(p peer.ID) {
+	if s.pen != nil {
+		s.pen.Add(p, ViolationPenalty)
+	}
 }
 
 // AntiEntropyInterval is how often a random peer serving the protocol is
@@ -195,9 +227,15 @@ func (s *Service) handle(ctx context.Context, st network.Stream) {
 	}
 	defer st.Scope().ReleaseMemory(streamMemory)
 	_ = st.SetReadDeadline(time.Now().Add(RequestTimeout))
-	remote, err := readSummary(bufio.NewReaderSize(st, 4<<10))
+	in := streams.NewReader(st)
+	remote, err := readSummary(bufio.NewReaderSize(in, 4<<10))
 	if err != nil {
-		s.log.Debug("trustsync: bad request", "peer", p, "err", err)
+		if in.Violation(err) {
+			s.log.Info("SECURITY: trustsync: malformed request from a peer; stream reset, the peer is penalised", "peer", p, "err", err)
+			s.charge(p)
+		} else {
+			s.log.Debug("trustsync: a peer's request did not arrive", "peer", p, "err", err)
+		}
 		st.Reset()
 		return
 	}
@@ -242,9 +280,15 @@ func (s *Service) Sync(ctx context.Context, p peer.ID) (Stats, error) {
 	// A responder that has read the request may have closed its read side
 	// already; a broken stream fails the read below.
 	_ = st.CloseWrite()
-	blocks, err := readResponse(bufio.NewReaderSize(st, 32<<10))
+	in := streams.NewReader(st)
+	blocks, err := readResponse(bufio.NewReaderSize(in, 32<<10))
 	if err != nil {
 		st.Reset()
+		if in.Violation(err) {
+			s.log.Info("SECURITY: trustsync: a peer broke the protocol in its response; it is penalised", "peer", p, "err", err)
+			s.charge(p)
+			return Stats{}, fmt.Errorf("trustsync response from %s: %w: %w", p, ErrViolation, err)
+		}
 		return Stats{}, fmt.Errorf("trustsync response from %s: %w", p, err)
 	}
 	_ = st.Close()
@@ -342,25 +386,25 @@ func readResponse(r *bufio.Reader) ([][]byte, error) {
 		return nil, err
 	}
 	if n > MaxPerResponse {
-		return nil, fmt.Errorf("%w: %d attestations announced, at most %d", ErrViolation, n, MaxPerResponse)
+		return nil, fmt.Errorf("%d attestations announced, at most %d", n, MaxPerResponse)
 	}
 	blocks := make([][]byte, 0, n)
 	for i := uint64(0); i < n; i++ {
 		l, err := binary.ReadUvarint(r)
 		if err != nil {
-			return blocks, fmt.Errorf("%w: %d of %d attestations arrived: %w", ErrViolation, i, n, err)
+			return blocks, fmt.Errorf("%d of %d attestations arrived: %w", i, n, err)
 		}
 		if l == 0 || l > trust.MaxSize {
-			return blocks, fmt.Errorf("%w: a frame of %d bytes", ErrViolation, l)
+			return blocks, fmt.Errorf("a frame of %d bytes", l)
 		}
 		blk := make([]byte, l)
 		if _, err := io.ReadFull(r, blk); err != nil {
-			return blocks, fmt.Errorf("%w: %d of %d attestations arrived: %w", ErrViolation, i, n, err)
+			return blocks, fmt.Errorf("%d of %d attestations arrived: %w", i, n, err)
 		}
 		blocks = append(blocks, blk)
 	}
 	if _, err := r.ReadByte(); err != io.EOF {
-		return blocks, fmt.Errorf("%w: data after the %d attestations announced", ErrViolation, n)
+		return blocks, fmt.Errorf("data after the %d attestations announced", n)
 	}
 	return blocks, nil
 }

@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,8 +111,8 @@ func TestSyncFetchesWhatIsMissing(t *testing.T) {
 		require.Equal(t, trust.Accepted, res)
 	}
 	b.g.AddBlock(attest(t, 2, 2)[0], time.Now()) // b holds one already
-	run(t, New(ha, a, quiet))
-	sb := New(hb, b, quiet)
+	run(t, New(ha, a, quiet, Options{}))
+	sb := New(hb, b, quiet, Options{})
 	require.NoError(t, hb.Connect(context.Background(), peer.AddrInfo{ID: ha.ID(), Addrs: ha.Addrs()}))
 	st, err := sb.Sync(context.Background(), ha.ID())
 	require.NoError(t, err)
@@ -143,11 +146,111 @@ func TestSyncRefusesViolations(t *testing.T) {
 				_, _ = st.Write(answer)
 			})
 			b := &memGraph{g: trust.NewGraph()}
-			sb := New(hb, b, quiet)
+			sb := New(hb, b, quiet, Options{})
 			require.NoError(t, hb.Connect(context.Background(), peer.AddrInfo{ID: rogue.ID(), Addrs: rogue.Addrs()}))
 			_, err := sb.Sync(context.Background(), rogue.ID())
 			require.ErrorIs(t, err, ErrViolation)
 			require.Zero(t, b.g.Len())
 		})
 	}
+}
+
+// charges records what a Penalizer was told.
+type charges struct {
+	mu sync.Mutex
+	by map[peer.ID]float64
+	n  int
+}
+
+func (c *charges) Add(p peer.ID, units float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[peer.ID]float64{}
+	}
+	c.by[p] += units
+	c.n++
+}
+
+func (c *charges) snapshot() (map[peer.ID]float64, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.by), c.n
+}
+
+// A malformed request charges its sender exactly once; a valid one and one
+// the requester abandons (a broken stream) charge nothing.
+func TestMalformedRequestChargesTheSender(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	ha, hb := newHost(t), newHost(t)
+	pen := &charges{}
+	run(t, New(ha, &memGraph{g: trust.NewGraph()}, quiet, Options{Penalties: pen}))
+	require.NoError(t, hb.Connect(context.Background(), peer.AddrInfo{ID: ha.ID(), Addrs: ha.Addrs()}))
+	require.Eventually(t, func() bool { return slices.Contains(ha.Mux().Protocols(), ID) }, 10*time.Second, time.Millisecond)
+	send := func(req []byte, reset bool) {
+		t.Helper()
+		s, err := hb.NewStream(context.Background(), ha.ID(), ID)
+		require.NoError(t, err)
+		_, err = s.Write(req)
+		require.NoError(t, err)
+		if reset {
+			require.NoError(t, s.Reset())
+			return
+		}
+		_ = s.CloseWrite()
+		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.Copy(io.Discard, s)
+	}
+	half := append(binary.AppendUvarint(nil, 2), make([]byte, ed25519.PublicKeySize)...)
+	send(half, true)
+	send(binary.AppendUvarint(nil, 0), false)
+	by, n := pen.snapshot()
+	require.Zero(t, n, "charged for a valid or an abandoned request: %v", by)
+	for name, req := range map[string][]byte{
+		"too many issuers":  binary.AppendUvarint(nil, MaxIssuers+1),
+		"cut short":         half,
+		"data after it all": append(binary.AppendUvarint(nil, 0), 1),
+	} {
+		_, before := pen.snapshot()
+		send(req, false)
+		require.Eventually(t, func() bool { _, n := pen.snapshot(); return n == before+1 }, 10*time.Second, 10*time.Millisecond, name)
+		by, _ := pen.snapshot()
+		require.Equal(t, map[peer.ID]float64{hb.ID(): float64(before + 1)}, by, name)
+	}
+	_, n = pen.snapshot()
+	require.Equal(t, 3, n)
+}
+
+// A response that breaks the protocol charges the responder once per
+// sync; one that breaks off (a reset, as from an honest peer that goes
+// away) charges nothing and is no ErrViolation.
+func TestBrokenResponseChargesTheResponder(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	rogue, hb := newHost(t), newHost(t)
+	var reset atomic.Bool
+	rogue.SetStreamHandler(ID, func(st network.Stream) {
+		_, _ = io.Copy(io.Discard, st)
+		if reset.Load() {
+			_, _ = st.Write(binary.AppendUvarint(nil, 2))
+			_ = st.Reset()
+			return
+		}
+		_, _ = st.Write(binary.AppendUvarint(nil, MaxPerResponse+1))
+		_ = st.Close()
+	})
+	pen := &charges{}
+	sb := New(hb, &memGraph{g: trust.NewGraph()}, quiet, Options{Penalties: pen})
+	require.NoError(t, hb.Connect(context.Background(), peer.AddrInfo{ID: rogue.ID(), Addrs: rogue.Addrs()}))
+	_, err := sb.Sync(context.Background(), rogue.ID())
+	require.ErrorIs(t, err, ErrViolation)
+	by, n := pen.snapshot()
+	require.Equal(t, 1, n)
+	require.Equal(t, map[peer.ID]float64{rogue.ID(): ViolationPenalty}, by)
+
+	reset.Store(true)
+	_, err = sb.Sync(context.Background(), rogue.ID())
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrViolation)
+	_, n = pen.snapshot()
+	require.Equal(t, 1, n, "charged for a response that broke off")
 }
