@@ -145,6 +145,9 @@ func (n *Node) connect(ctx context.Context, st *netStack, p peer.ID, addr ma.Mul
 	if e, ok := n.deps.blocks.list.Blocked(p); ok {
 		return &blocklist.BlockedError{Peer: p, Entry: e}
 	}
+	if err := n.deps.penalty.refusal(p); err != nil {
+		return err
+	}
 	if st.h.Network().Connectedness(p) != network.Connected {
 		// An explicit dial means "this address, now": forget addresses from
 		// earlier attempts and any dial backoff they left.

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -238,6 +239,20 @@ type UntrustedPeerError struct {
 func (e *UntrustedPeerError) Error() string {
 	return fmt.Sprintf("%s is refused: its DID %s scores %v here (%s), and trusted mode connects only to DIDs scoring %v or more",
 		e.Peer, e.DID, e.Score, e.Class, e.Need)
+}
+
+// PenalisedPeerError refuses a dial to a peer the node disconnected for
+// protocol violations (penalty.go): the gater refuses it until its penalty
+// count decays, which RefusedFor estimates.
+type PenalisedPeerError struct {
+	Peer       peer.ID
+	Units      float64
+	RefusedFor time.Duration
+}
+
+func (e *PenalisedPeerError) Error() string {
+	return fmt.Sprintf("%s is refused for protocol violations against this node (penalty %.1f units); the refusal lifts by itself in about %s",
+		e.Peer, e.Units, e.RefusedFor)
 }
 
 // HungUpError means the peer closed a new connection right after the

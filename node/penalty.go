@@ -238,6 +238,21 @@ func (g *penaltyGuard) allow(p peer.ID, dir network.Direction, stage string) boo
 	return !refused
 }
 
+// refusal is a PenalisedPeerError if p is refused now, else nil.
+func (g *penaltyGuard) refusal(p peer.ID) error {
+	if g == nil {
+		return nil
+	}
+	u := g.rec.Units(p)
+	g.mu.Lock()
+	refused := g.refusedLocked(p, u)
+	g.mu.Unlock()
+	if !refused {
+		return nil
+	}
+	return &PenalisedPeerError{Peer: p, Units: math.Round(u*10) / 10, RefusedFor: g.refusedFor(u).Round(time.Second)}
+}
+
 func (g *penaltyGuard) refuse(p peer.ID, u float64, dir network.Direction, stage string) {
 	if !g.shouldLog(p) {
 		return

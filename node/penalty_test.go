@@ -149,6 +149,12 @@ func TestPenaltyThresholdAndDecayingBan(t *testing.T) {
 	require.Equal(t, 1, lines())
 	require.Contains(t, logs.String(), "peer="+bad.String()+" units=20 threshold=20 protocol=trustsync refused_for=5m0s")
 	require.Equal(t, 1.0, value("icn_network_penalty_disconnects_total"))
+	// A dial the operator asks for is refused with the reason.
+	var pe *PenalisedPeerError
+	require.ErrorAs(t, g.refusal(bad), &pe)
+	require.Equal(t, bad, pe.Peer)
+	require.Equal(t, 5*time.Minute, pe.RefusedFor)
+	require.NoError(t, g.refusal(other))
 	// More offences while refused: no second line, no second disconnect.
 	g.charger(nil, penaltyTrustSync).Add(bad, 2)
 	require.Equal(t, 1, lines())
@@ -169,6 +175,7 @@ func TestPenaltyThresholdAndDecayingBan(t *testing.T) {
 	require.True(t, refusedBothWays())
 	clk.Advance(20 * time.Second)
 	require.False(t, refusedBothWays(), "still refused below half the threshold")
+	require.NoError(t, g.refusal(bad))
 	require.Equal(t, 1.0, value("icn_network_penalised_peers"), "the other peer's one unit has decayed below half a unit")
 
 	// It comes back and offends again: a new crossing.

@@ -395,6 +395,16 @@ func TestChaosHostilePeer(t *testing.T) {
 	for _, p := range peers(t, dir) {
 		require.NotEqual(t, h.ID().String(), p.PeerID, "the penalised peer is listed as connected")
 	}
+	// The operator dialling it is told why, and that it lifts by itself.
+	var haddr string
+	for _, a := range h.Addrs() {
+		haddr = a.String() + "/p2p/" + h.ID().String()
+	}
+	r := ctl(t, dir, "network", "dial", haddr)
+	require.Equal(t, 1, r.code, "a dial to a penalised peer is refused: %s", r.stdout)
+	require.Contains(t, r.stderr, "icnctl: error: "+h.ID().String()+" is refused for protocol violations against this node")
+	require.Contains(t, r.stderr, "the refusal lifts by itself in about")
+	require.Contains(t, r.stderr, "icnctl: hint: this node's log says what it did")
 	flowing("after the penalty disconnect")
 
 	// The peers leave; what they held is released.

@@ -54,6 +54,7 @@ func Describe(err error) *controlapi.Error {
 		untrusted  *node.UntrustedAuthorError
 		untrustedP *node.UntrustedPeerError
 		hungUp     *node.HungUpError
+		penalised  *node.PenalisedPeerError
 		gwOff      *node.GatewayOffError
 		noToken    *node.UnknownTokenError
 	)
@@ -159,6 +160,9 @@ func Describe(err error) *controlapi.Error {
 	case errors.As(err, &untrustedP):
 		return set(http.StatusForbidden, fmt.Sprintf("this node runs in trusted mode: `icnctl trust add %s %v` (or more) admits it; `icnctl trust show %s` says how it scores",
 			untrustedP.DID, untrustedP.Need, untrustedP.DID))
+	case errors.As(err, &penalised):
+		return set(http.StatusForbidden, "this node's log says what it did (SECURITY: peer penalised past the disconnect threshold); "+
+			"if it is a member's node, its operator should check its version and logs before it reconnects")
 	case errors.As(err, &hungUp):
 		return set(http.StatusBadGateway, fmt.Sprintf("if that node runs [trust] mode = \"trusted\", its operator admits this one with `icnctl trust add %s SCORE`; "+
 			"if it blocked this node, `icnctl network unblock %s` there lifts it; its log names the cause (SECURITY …)", hungUp.Self, hungUp.Self))
