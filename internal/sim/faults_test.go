@@ -120,7 +120,7 @@ func TestSimPartitionHeals(t *testing.T) {
 }
 
 // TestSimChurn replaces 10% of the nodes every minute for two minutes
-// (five, of 40 nodes, with ICN_BENCH)
+// (three, of 30 nodes, with ICN_BENCH)
 // (stopped nodes never return; new ones, with new identities and empty
 // ledgers, join through a random live node) while payments go on; then
 // every live node must converge. The time after the churn stops is logged.
@@ -128,7 +128,7 @@ func TestSimChurn(t *testing.T) {
 	n, minutes := 20, 2
 	switch {
 	case bench():
-		n, minutes = 40, 5
+		n, minutes = 30, 3
 	case raceOn:
 		n, minutes = 10, 1
 	}
