@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -184,21 +185,31 @@ func simScale(t *testing.T, n int) (res scaleResult) {
 	res.nodes = n
 	wallStart := time.Now()
 	synctest.Test(t, func(t *testing.T) {
+		virtualStart, realStart := time.Now(), realNow(t)
 		r := rand.New(rand.NewPCG(uint64(n), 7))
 		var before runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		rss0 := rssMiB(t)
 		g0 := runtime.NumGoroutine()
+		// progress logs each phase's end as it happens (go test -v
+		// prints it at once), so a long run shows how far it got.
+		progress := func(phase string) {
+			t.Logf("SIMPROGRESS nodes=%d phase=%s virtual=%s wall=%s rss_mib=%.0f goroutines=%d", n, phase,
+				time.Since(virtualStart).Round(time.Millisecond), (realNow(t) - realStart).Round(time.Second), rssMiB(t), runtime.NumGoroutine())
+		}
 		nw, err := Start(t, Config{Nodes: n, RTT: 100 * time.Millisecond, Bandwidth: 50 * OneMbps, Tune: simTune})
 		require.NoError(t, err)
 		defer func() { require.NoError(t, nw.Stop()) }()
+		progress("started")
 		stopDegrees := degrees(nw)
 		connectRandomly(t, nw, 4, r)
+		progress("connected")
 		// Let identify, the DHT's first rounds and GossipSub settle, and
 		// the connection manager trim (it looks every 10 s).
 		time.Sleep(30 * time.Second)
 		res.degree = meanDegree(nw)
+		progress("settled")
 		var after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -207,12 +218,23 @@ func simScale(t *testing.T, n int) (res scaleResult) {
 		res.rssPerNode = (rssMiB(t) - rss0) / float64(n)
 
 		gossipRound(t, nw, r, &res)
+		progress("gossip")
 		dhtRound(t, nw, r, &res)
+		progress("dht")
 		ledgerRound(t, nw, r, &res)
+		progress("ledger")
 		res.peakDegree, res.peakMaxDegree = stopDegrees()
 	})
 	res.totalWall = time.Since(wallStart)
 	return res
+}
+
+// realNow is the real time since the epoch, even inside a synctest
+// bubble (whose clock is virtual): the kernel's, not the time package's.
+func realNow(t *testing.T) time.Duration {
+	var tv syscall.Timeval
+	require.NoError(t, syscall.Gettimeofday(&tv))
+	return time.Duration(tv.Nano())
 }
 
 // rssMiB is the process's resident set size (VmRSS).
