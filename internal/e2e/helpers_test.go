@@ -144,10 +144,23 @@ func decode[T any](t *testing.T, s string) T {
 // freeTCPPort returns a loopback TCP port that was free a moment ago.
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return freeTCPPorts(t, 1)[0]
+}
+
+// freeTCPPorts is n distinct free ports: each listener is held until all
+// are chosen, so the kernel cannot hand out one port twice (two calls of
+// freeTCPPort can, and a config with health_port = metrics_port is
+// refused).
+func freeTCPPorts(t *testing.T, n int) []int {
+	t.Helper()
+	out := make([]int, n)
+	for i := range out {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		out[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return out
 }
 
 // writeConfig writes a config for a loopback node and returns its path and
@@ -156,7 +169,8 @@ type ports struct{ health, metrics int }
 
 func writeConfig(t *testing.T, dir, listen string, extra string) (string, ports) {
 	t.Helper()
-	p := ports{health: freeTCPPort(t), metrics: freeTCPPort(t)}
+	pp := freeTCPPorts(t, 2)
+	p := ports{health: pp[0], metrics: pp[1]}
 	body := fmt.Sprintf(`[network]
 listen_addr = %q
 mdns_enabled = false

@@ -35,8 +35,9 @@ func startCollector(t *testing.T) *collector {
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	c := &collector{sink: new(consumertest.TracesSink)}
-	c.grpc = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	pp := freeTCPPorts(t, 2)
+	c.grpc = fmt.Sprintf("127.0.0.1:%d", pp[0])
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", pp[1])
 	c.httpURL = "http://" + httpAddr
 	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = c.grpc
 	cfg.Protocols.HTTP.GetOrInsertDefault().ServerConfig.NetAddr.Endpoint = httpAddr
