@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -84,6 +85,13 @@ func (n *Node) peerInfo(st *netStack, p peer.ID) controlapi.Peer {
 	if l := st.h.Peerstore().LatencyEWMA(p); l > 0 {
 		info.LatencyMS = float64(l.Microseconds()) / 1000
 	}
+	if st.gossip != nil {
+		if v, ok := st.gossip.PeerScore(p); ok {
+			v = math.Round(v*100) / 100
+			info.GossipScore = &v
+		}
+	}
+	info.Penalty = math.Round(n.deps.penalty.rec.Units(p)*100) / 100
 	return info
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -72,7 +73,7 @@ func (a *app) peersCmd() *cobra.Command {
 					return
 				}
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "PEER ID\tDID\tDIRECTION\tLATENCY\tADDRS")
+				fmt.Fprintln(tw, "PEER ID\tDID\tDIRECTION\tLATENCY\tSCORE\tPENALTY\tADDRS")
 				for _, p := range peers {
 					d := p.DID
 					if d == "" {
@@ -82,7 +83,12 @@ func (a *app) peersCmd() *cobra.Command {
 					if p.LatencyMS > 0 {
 						lat = fmt.Sprintf("%.1fms", p.LatencyMS)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.PeerID, d, p.Direction, lat, strings.Join(p.Addrs, ","))
+					score := "-"
+					if p.GossipScore != nil {
+						score = strconv.FormatFloat(*p.GossipScore, 'f', -1, 64)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.PeerID, d, p.Direction, lat, score,
+						strconv.FormatFloat(p.Penalty, 'f', -1, 64), strings.Join(p.Addrs, ","))
 				}
 				tw.Flush()
 			})

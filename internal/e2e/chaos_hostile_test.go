@@ -339,6 +339,25 @@ func TestChaosHostilePeer(t *testing.T) {
 		"the peer with a garbage binding is still connected")
 	require.Equal(t, float64(identity.ViolationPenalty), penalties("identity"), "the garbage binding was not charged once")
 
+	// `network peers` shows each peer's penalty and gossip score: the
+	// garbage-sending peer is penalised, the garbage publisher scores
+	// below zero, the honest peer has neither.
+	honestID := status(t, honestDir).PeerID
+	require.Eventually(t, func() bool {
+		var hostile, publisher, fair bool
+		for _, p := range peers(t, dir) {
+			switch p.PeerID {
+			case h.ID().String():
+				hostile = p.Penalty >= 1
+			case h3.ID().String():
+				publisher = p.GossipScore != nil && *p.GossipScore < 0
+			case honestID:
+				fair = p.Penalty == 0 && (p.GossipScore == nil || *p.GossipScore >= 0)
+			}
+		}
+		return hostile && publisher && fair
+	}, 20*time.Second, 200*time.Millisecond, "network peers does not show the penalty and the gossip scores")
+
 	// The first peer keeps sending garbage: past the disconnect threshold
 	// the daemon hangs up on it, says so once, and refuses it.
 	_, metrics = d.get("/metrics")

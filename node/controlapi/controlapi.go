@@ -76,6 +76,13 @@ type Peer struct {
 	Addrs     []string `json:"addrs"`
 	LatencyMS float64  `json:"latency_ms"`
 	Direction string   `json:"direction"` // inbound | outbound
+	// GossipScore is the peer's GossipSub score as of its last
+	// inspection (every few seconds); nil before the first.
+	GossipScore *float64 `json:"gossip_score,omitempty"`
+	// Penalty is the peer's decayed penalty count for protocol
+	// violations against this node (docs/gossip.md#peer-scoring); at 20
+	// the node disconnects and refuses it.
+	Penalty float64 `json:"penalty"`
 }
 
 // DialRequest is POST /v0/network/dial. Addr is a multiaddr or host:port;
