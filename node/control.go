@@ -91,7 +91,7 @@ func (n *Node) peerInfo(st *netStack, p peer.ID) controlapi.Peer {
 			info.GossipScore = &v
 		}
 	}
-	info.Penalty = math.Round(n.deps.penalty.rec.Units(p)*100) / 100
+	info.Penalty = n.deps.penalty.units(p)
 	return info
 }
 

@@ -238,6 +238,14 @@ func (g *penaltyGuard) allow(p peer.ID, dir network.Direction, stage string) boo
 	return !refused
 }
 
+// units is p's decayed penalty count now, rounded to hundredths.
+func (g *penaltyGuard) units(p peer.ID) float64 {
+	if g == nil {
+		return 0
+	}
+	return math.Round(g.rec.Units(p)*100) / 100
+}
+
 // refusal is a PenalisedPeerError if p is refused now, else nil.
 func (g *penaltyGuard) refusal(p peer.ID) error {
 	if g == nil {
