@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"maps"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/intercooperative/icn/protocols/internal/penaltytest"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -16,27 +16,7 @@ import (
 )
 
 // charges records what a Penalizer was told.
-type charges struct {
-	mu sync.Mutex
-	by map[peer.ID]float64
-	n  int
-}
-
-func (c *charges) Add(p peer.ID, units float64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.by == nil {
-		c.by = map[peer.ID]float64{}
-	}
-	c.by[p] += units
-	c.n++
-}
-
-func (c *charges) snapshot() (map[peer.ID]float64, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.by), c.n
-}
+type charges = penaltytest.Charges
 
 func withPenalties(pen Penalizer) nodeOpt {
 	return func(_ *Config, d *Deps) { d.Penalties = pen }
@@ -67,7 +47,7 @@ func TestMalformedRequestChargesTheSender(t *testing.T) {
 	framed := func(b []byte) []byte { return append(binary.AppendUvarint(nil, uint64(len(b))), b...) }
 	send(framed(valid)[:10], true)
 	send(framed(valid), false)
-	by, c := pen.snapshot()
+	by, c := pen.Snapshot()
 	require.Zero(t, c, "charged for a valid or an abandoned request: %v", by)
 	for name, req := range map[string][]byte{
 		"oversize":     binary.AppendUvarint(nil, MaxRequestSize+1),
@@ -75,13 +55,13 @@ func TestMalformedRequestChargesTheSender(t *testing.T) {
 		"undecodable":  framed([]byte{0xff, 0xff, 0xff}),
 		"bad key list": framed(append(binary.AppendUvarint(nil, uint64(len(testWire))), testWire+"\x07"...)),
 	} {
-		_, before := pen.snapshot()
+		_, before := pen.Snapshot()
 		send(req, false)
-		require.Eventually(t, func() bool { _, c := pen.snapshot(); return c == before+1 }, 10*time.Second, 10*time.Millisecond, name)
-		by, _ := pen.snapshot()
+		require.Eventually(t, func() bool { _, c := pen.Snapshot(); return c == before+1 }, 10*time.Second, 10*time.Millisecond, name)
+		by, _ := pen.Snapshot()
 		require.Equal(t, map[peer.ID]float64{h.ID(): float64(before + 1)}, by, name)
 	}
-	_, c = pen.snapshot()
+	_, c = pen.Snapshot()
 	require.Equal(t, 4, c)
 }
 
@@ -109,12 +89,12 @@ func TestBrokenResponseChargesTheResponder(t *testing.T) {
 	connect(t, rogue, n.h)
 	job := fetchJob{tp: tp, peer: rogue.ID(), keys: [][]byte{[]byte("key")}}
 	n.svc.fetch(context.Background(), job)
-	by, c := pen.snapshot()
+	by, c := pen.Snapshot()
 	require.Equal(t, 1, c)
 	require.Equal(t, map[peer.ID]float64{rogue.ID(): RequestViolationPenalty}, by)
 
 	reset.Store(true)
 	n.svc.fetch(context.Background(), job)
-	_, c = pen.snapshot()
+	_, c = pen.Snapshot()
 	require.Equal(t, 1, c, "charged for a response that broke off")
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"maps"
-	"sync"
 	"testing"
+
+	"github.com/intercooperative/icn/protocols/internal/penaltytest"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -16,27 +16,7 @@ import (
 )
 
 // charges records what a Penalizer was told.
-type charges struct {
-	mu sync.Mutex
-	by map[peer.ID]float64
-	n  int
-}
-
-func (c *charges) Add(p peer.ID, units float64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.by == nil {
-		c.by = map[peer.ID]float64{}
-	}
-	c.by[p] += units
-	c.n++
-}
-
-func (c *charges) snapshot() (map[peer.ID]float64, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.by), c.n
-}
+type charges = penaltytest.Charges
 
 // Each binding record Fetch refuses as a VerifyError charges the peer that
 // presented it exactly once; a valid one, and one whose stream breaks off
@@ -76,7 +56,7 @@ func TestRefusedBindingChargesThePeer(t *testing.T) {
 			require.NoError(t, c.Connect(context.Background(), peer.AddrInfo{ID: p.ID(), Addrs: p.Addrs()}))
 			_, err := csvc.Fetch(context.Background(), p.ID())
 			require.Error(t, err)
-			by, n := pen.snapshot()
+			by, n := pen.Snapshot()
 			if !tc.charged {
 				require.False(t, errors.As(err, new(*VerifyError)), "a broken stream is no VerifyError: %v", err)
 				require.Zero(t, n, "%v", by)
@@ -98,6 +78,6 @@ func TestRefusedBindingChargesThePeer(t *testing.T) {
 	require.NoError(t, ha.Connect(context.Background(), peer.AddrInfo{ID: hb.h.ID(), Addrs: hb.h.Addrs()}))
 	_, err = svc.Fetch(context.Background(), hb.h.ID())
 	require.NoError(t, err)
-	_, n := pen.snapshot()
+	_, n := pen.Snapshot()
 	require.Zero(t, n)
 }

@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"maps"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercooperative/icn/protocols/internal/penaltytest"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -18,27 +18,7 @@ import (
 )
 
 // charges records what a Penalizer was told.
-type charges struct {
-	mu sync.Mutex
-	by map[peer.ID]float64
-	n  int
-}
-
-func (c *charges) Add(p peer.ID, units float64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.by == nil {
-		c.by = map[peer.ID]float64{}
-	}
-	c.by[p] += units
-	c.n++
-}
-
-func (c *charges) snapshot() (map[peer.ID]float64, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.by), c.n
-}
+type charges = penaltytest.Charges
 
 // request opens a stream to the responder, writes req, then closes its
 // write side and reads until the responder ends the stream (or, if reset,
@@ -73,7 +53,7 @@ func TestMalformedRequestChargesTheSender(t *testing.T) {
 	request(t, open, half, true)
 	// Valid: an empty summary.
 	request(t, open, binary.AppendUvarint(nil, 0), false)
-	by, n := pen.snapshot()
+	by, n := pen.Snapshot()
 	require.Zero(t, n, "charged for a valid or an abandoned request: %v", by)
 
 	for name, req := range map[string][]byte{
@@ -81,14 +61,14 @@ func TestMalformedRequestChargesTheSender(t *testing.T) {
 		"cut short":        half, // and the write side closed: the requester meant it
 		"bad trace block":  append(binary.AppendUvarint(nil, 0), 0xff, 0xff, 0xff),
 	} {
-		_, before := pen.snapshot()
+		_, before := pen.Snapshot()
 		request(t, open, req, false)
-		require.Eventually(t, func() bool { _, n := pen.snapshot(); return n == before+1 }, 10*time.Second, 10*time.Millisecond, name)
-		by, _ := pen.snapshot()
+		require.Eventually(t, func() bool { _, n := pen.Snapshot(); return n == before+1 }, 10*time.Second, 10*time.Millisecond, name)
+		by, _ := pen.Snapshot()
 		require.Equal(t, map[peer.ID]float64{hb.ID(): float64(before + 1)}, by, name)
 	}
 	// The abandoned request, long handled, charged nothing after all.
-	_, n = pen.snapshot()
+	_, n = pen.Snapshot()
 	require.Equal(t, 3, n)
 }
 
@@ -113,9 +93,9 @@ func TestSchedulerSplitsBlockAndProtocolCharges(t *testing.T) {
 	require.NoError(t, err)
 	_, err = WaitPulls(context.Background(), pulls, nil)
 	require.NoError(t, err)
-	byBlock, _ := blocks.snapshot()
+	byBlock, _ := blocks.Snapshot()
 	require.GreaterOrEqual(t, byBlock[rogue.ID()], 1.0)
-	_, n := proto.snapshot()
+	_, n := proto.Snapshot()
 	require.Zero(t, n, "bad blocks charged as violations")
 
 	// The rogue requests garbage from ha: the responder charges Penalties.
@@ -124,5 +104,5 @@ func TestSchedulerSplitsBlockAndProtocolCharges(t *testing.T) {
 	_, _ = st.Write(binary.AppendUvarint(nil, MaxAuthors+1))
 	_ = st.CloseWrite()
 	_, _ = io.Copy(io.Discard, bufio.NewReader(st))
-	require.Eventually(t, func() bool { by, _ := proto.snapshot(); return by[rogue.ID()] == MalformedRequestPenalty }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { by, _ := proto.Snapshot(); return by[rogue.ID()] == MalformedRequestPenalty }, 10*time.Second, 10*time.Millisecond)
 }

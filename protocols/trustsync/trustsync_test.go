@@ -6,12 +6,13 @@ import (
 	"encoding/binary"
 	"io"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/intercooperative/icn/protocols/internal/penaltytest"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -156,27 +157,7 @@ func TestSyncRefusesViolations(t *testing.T) {
 }
 
 // charges records what a Penalizer was told.
-type charges struct {
-	mu sync.Mutex
-	by map[peer.ID]float64
-	n  int
-}
-
-func (c *charges) Add(p peer.ID, units float64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.by == nil {
-		c.by = map[peer.ID]float64{}
-	}
-	c.by[p] += units
-	c.n++
-}
-
-func (c *charges) snapshot() (map[peer.ID]float64, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.by), c.n
-}
+type charges = penaltytest.Charges
 
 // A malformed request charges its sender exactly once; a valid one and one
 // the requester abandons (a broken stream) charge nothing.
@@ -204,20 +185,20 @@ func TestMalformedRequestChargesTheSender(t *testing.T) {
 	half := append(binary.AppendUvarint(nil, 2), make([]byte, ed25519.PublicKeySize)...)
 	send(half, true)
 	send(binary.AppendUvarint(nil, 0), false)
-	by, n := pen.snapshot()
+	by, n := pen.Snapshot()
 	require.Zero(t, n, "charged for a valid or an abandoned request: %v", by)
 	for name, req := range map[string][]byte{
 		"too many issuers":  binary.AppendUvarint(nil, MaxIssuers+1),
 		"cut short":         half,
 		"data after it all": append(binary.AppendUvarint(nil, 0), 1),
 	} {
-		_, before := pen.snapshot()
+		_, before := pen.Snapshot()
 		send(req, false)
-		require.Eventually(t, func() bool { _, n := pen.snapshot(); return n == before+1 }, 10*time.Second, 10*time.Millisecond, name)
-		by, _ := pen.snapshot()
+		require.Eventually(t, func() bool { _, n := pen.Snapshot(); return n == before+1 }, 10*time.Second, 10*time.Millisecond, name)
+		by, _ := pen.Snapshot()
 		require.Equal(t, map[peer.ID]float64{hb.ID(): float64(before + 1)}, by, name)
 	}
-	_, n = pen.snapshot()
+	_, n = pen.Snapshot()
 	require.Equal(t, 3, n)
 }
 
@@ -243,7 +224,7 @@ func TestBrokenResponseChargesTheResponder(t *testing.T) {
 	require.NoError(t, hb.Connect(context.Background(), peer.AddrInfo{ID: rogue.ID(), Addrs: rogue.Addrs()}))
 	_, err := sb.Sync(context.Background(), rogue.ID())
 	require.ErrorIs(t, err, ErrViolation)
-	by, n := pen.snapshot()
+	by, n := pen.Snapshot()
 	require.Equal(t, 1, n)
 	require.Equal(t, map[peer.ID]float64{rogue.ID(): ViolationPenalty}, by)
 
@@ -251,6 +232,6 @@ func TestBrokenResponseChargesTheResponder(t *testing.T) {
 	_, err = sb.Sync(context.Background(), rogue.ID())
 	require.Error(t, err)
 	require.NotErrorIs(t, err, ErrViolation)
-	_, n = pen.snapshot()
+	_, n = pen.Snapshot()
 	require.Equal(t, 1, n, "charged for a response that broke off")
 }
