@@ -17,9 +17,13 @@
 // scopes, and a stream that breaks the rules is reset. The responder
 // accounts what it holds with the stream's scope: the request's summary
 // while it is in memory, the list of CIDs to send, and the blocks it reads
-// from the ledger, chunk by chunk (about SendChunk bytes), each released
-// once sent; if the resource manager refuses, the response is cut (the
-// stream is reset) and the requester keeps what it received. A response that
+// from the ledger, one chunk at a time (about SendChunk bytes). The chunk's
+// memory is reserved before the count goes out: if the resource manager
+// refuses, the stream is reset before anything is announced, so the
+// requester never reads a count the responder cannot serve (QUIC drops
+// unread data on a reset, so a cut after the count would race the count
+// itself). A stream that breaks mid-response leaves the requester with what
+// it received. A response that
 // announces more than MaxEntriesPerResponse blocks, sends more or fewer
 // frames than it announced, or sends an oversize frame is a protocol
 // violation: Sync returns an error wrapping ErrViolation, so the caller can
@@ -339,6 +343,13 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 	if err := mem.reserve(len(cids) * cidCost); err != nil {
 		return 0, err
 	}
+	// One chunk's room, held for the whole response: a chunk is sent once it
+	// reaches SendChunk, so it never holds more than SendChunk plus one
+	// block, and never more than every block at their largest.
+	room := min(SendChunk+ledger.MaxEntrySize, len(cids)*ledger.MaxEntrySize)
+	if err := mem.reserve(room); err != nil {
+		return 0, err
+	}
 	w := bufio.NewWriterSize(st, 64<<10)
 	// The count goes out at once: the requester knows how far behind it
 	// is while the blocks are read.
@@ -348,8 +359,7 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}
-	// Read a chunk, reserving each block's size as it is read; send it;
-	// release it; go on.
+	// Read a chunk into the room; send it; go on.
 	chunk := make([][]byte, 0, 64)
 	chunkBytes := 0
 	send := func() error {
@@ -362,7 +372,6 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 			return err
 		}
 		sent += len(chunk)
-		mem.release(chunkBytes)
 		clear(chunk)
 		chunk, chunkBytes = chunk[:0], 0
 		return nil
@@ -373,8 +382,10 @@ func (s *Service) respond(ctx context.Context, st network.Stream) (sent int, err
 			s.log.Warn("ledgersync: cannot read a block a peer lacks", "peer", st.Conn().RemotePeer(), "cid", c, "err", err)
 			return sent, err
 		}
-		if err := mem.reserve(len(b)); err != nil {
-			return sent, err
+		if len(b) > ledger.MaxEntrySize {
+			// The ledger stores nothing this size; a block that is one is
+			// damage, and sending it would be a violation.
+			return sent, fmt.Errorf("block %s is %d bytes, over the %d an entry may be", c, len(b), ledger.MaxEntrySize)
 		}
 		chunk = append(chunk, b)
 		chunkBytes += len(b)

@@ -139,11 +139,11 @@ func serviceMemory(t *testing.T, rm network.ResourceManager) int64 {
 	return m
 }
 
-// The responder accounts the blocks it reads with the resource manager,
-// chunk by chunk: a response larger than the peer's limit
-// goes through when a chunk fits, since each chunk is released once sent;
-// when a chunk does not fit, the response is cut cleanly (reset, nothing
-// held, no protocol violation) and a smaller one still works.
+// The responder accounts the blocks it reads with the resource manager, one
+// chunk's room at a time: a response larger than the peer's limit goes
+// through when a chunk fits; when a chunk does not fit, the response is
+// refused before its count goes out (reset, nothing announced, nothing held,
+// no protocol violation) and a smaller one still works.
 func TestResponderAccountsTheBlocksItReads(t *testing.T) {
 	const n = 3500
 	blocks := ledgertest.History(t, 4, n)
@@ -174,7 +174,7 @@ func TestResponderAccountsTheBlocksItReads(t *testing.T) {
 	require.Equal(t, full.l.StateHash(), empty.l.StateHash())
 	require.Eventually(t, func() bool { return serviceMemory(t, rmA) == 0 }, 10*time.Second, 10*time.Millisecond)
 
-	// A chunk does not fit: cut after the header, cleanly.
+	// A chunk does not fit: refused before the count, cleanly.
 	tight := limitFor(fixed + SendChunk/2)
 	hc, rmC := limitedHost(t, tight)
 	serve(t, New(hc, full, quiet, Options{}))
@@ -184,12 +184,12 @@ func TestResponderAccountsTheBlocksItReads(t *testing.T) {
 	st, err = New(hd, starved, quiet, Options{}).Sync(context.Background(), hc.ID(), nil)
 	require.Error(t, err, "a response over the limit is refused")
 	require.False(t, errors.Is(err, ErrViolation), "the responder's own limit is not a lie: %v", err)
-	require.Equal(t, n, st.Announced)
-	require.Less(t, st.Received, n)
+	require.Zero(t, st.Announced, "nothing is announced that cannot be served")
+	require.Zero(t, st.Received)
 	_, q, p := starved.l.Counts()
 	require.Zero(t, q+p, "what arrived is sound")
 	require.Eventually(t, func() bool { return serviceMemory(t, rmC) == 0 }, 10*time.Second, 10*time.Millisecond,
-		"the cut response left memory reserved")
+		"the refused response left memory reserved")
 
 	// A normal response from the same responder works: a peer missing the
 	// last 10 entries gets them.
