@@ -5,7 +5,7 @@
 # figure; it records a run of this script.
 #
 #   make bench                       # everything (under 30 minutes on 2 cores; docs/benchmarks.md)
-#   ICN_SIM_NODES=24,100,200 make bench   # other simulation sizes
+#   ICN_SIM_NODES=100,200 make bench   # other simulation sizes
 #   BENCH_ONLY=sim make bench        # one suite: sim (with simfaults), simfaults, wan, chaos, store, catchup, gossip, tracing
 set -euo pipefail
 
@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=bench-results
 mkdir -p "$out"
 export ICN_BENCH=1
-export ICN_SIM_NODES="${ICN_SIM_NODES:-24,100}" # 200 and 500: see docs/benchmarks.md
+export ICN_SIM_NODES="${ICN_SIM_NODES:-100}" # 200 and 500: see docs/benchmarks.md
 export ICN_CHAOS_ROUNDS="${ICN_CHAOS_ROUNDS:-50}"
 export ICN_CHAOS_PARTITION="${ICN_CHAOS_PARTITION:-45s}"
 only="${BENCH_ONLY:-}"

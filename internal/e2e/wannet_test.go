@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intercooperative/icn/internal/ledgertest"
@@ -55,6 +57,9 @@ func wanConds() []wanCond {
 		{name: "150 ms, no loss, 10 Mbit/s", rtt: 150 * time.Millisecond, rate: 10_000_000, relay: true},
 	}
 }
+
+// impaired: the path has latency, loss or a rate limit.
+func (c wanCond) impaired() bool { return c.rtt > 0 || c.loss > 0 || c.rate > 0 }
 
 // wanBench is true when ICN_BENCH=1 asks for the full-size runs.
 func wanBench() bool { return os.Getenv("ICN_BENCH") == "1" }
@@ -197,10 +202,25 @@ func (n *wanNode) peerOf(t *testing.T, p string) (controlapi.Peer, bool) {
 // peer's address as n sees it is the forwarder's.
 func (n *wanNode) requireVia(t *testing.T, peer *wanNode, f *netem.Forwarder) {
 	t.Helper()
-	p, ok := n.peerOf(t, peer.id.PeerID)
-	require.True(t, ok, "not connected")
-	want := strings.TrimSuffix(peer.addrVia(f), "/p2p/"+peer.id.PeerID)
-	require.Contains(t, p.Addrs, want, "the connection does not go through the emulated link")
+	if !n.assertVia(t, peer, f) {
+		t.FailNow()
+	}
+}
+
+// assertVia is requireVia for any goroutine: it reports and returns false.
+func (n *wanNode) assertVia(t *testing.T, peer *wanNode, f *netem.Forwarder) bool {
+	t.Helper()
+	ps, err := n.c.Peers(wanCtx(t, 10*time.Second))
+	if !assert.NoError(t, err) {
+		return false
+	}
+	for _, p := range ps {
+		if p.PeerID == peer.id.PeerID {
+			want := strings.TrimSuffix(peer.addrVia(f), "/p2p/"+peer.id.PeerID)
+			return assert.Contains(t, p.Addrs, want, "the connection does not go through the emulated link")
+		}
+	}
+	return assert.Fail(t, "not connected")
 }
 
 // disconnect closes n's connections to peer and waits until it has none.
@@ -269,17 +289,21 @@ func linkReport(f *netem.Forwarder) string {
 		up.Packets, mib(up.Bytes), up.Lost, up.Overflow, up.QueuePeak, down.Packets, mib(down.Bytes), down.Lost, down.Overflow, down.QueuePeak)
 }
 
-// procCPU is the CPU time (user and system) process pid has used so far.
+// procCPU is the CPU time (user and system) process pid has used so far;
+// it may run on any goroutine (a failure is reported, and 0 returned).
 func procCPU(t *testing.T, pid int) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	require.NoError(t, err)
+	if !assert.NoError(t, err) {
+		return 0
+	}
 	// The command name, in parentheses, may hold spaces: count after it.
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	utime, err := strconv.ParseInt(f[11], 10, 64) // field 14 of stat
-	require.NoError(t, err)
-	stime, err := strconv.ParseInt(f[12], 10, 64) // field 15
-	require.NoError(t, err)
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14 of stat
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if !assert.NoError(t, errors.Join(err1, err2)) {
+		return 0
+	}
 	const clockTicks = 100 // USER_HZ, 100 on every Linux architecture Go supports
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }

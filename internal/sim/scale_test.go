@@ -104,8 +104,14 @@ func meanDegree(nw *Network) float64 {
 // connectRandomly has node i dial `degree` random nodes among those
 // before it: a connected graph, as with a few bootstrap peers each.
 func connectRandomly(t *testing.T, nw *Network, degree int, r *rand.Rand) {
+	connectRange(t, nw, 1, len(nw.Nodes), degree, r)
+}
+
+// connectRange has each node in [from, to) dial `degree` random nodes
+// among those before it.
+func connectRange(t *testing.T, nw *Network, from, to, degree int, r *rand.Rand) {
 	var wg sync.WaitGroup
-	for i := 1; i < len(nw.Nodes); i++ {
+	for i := max(from, 1); i < to; i++ {
 		targets := map[int]bool{}
 		for len(targets) < min(degree, i) {
 			targets[r.IntN(i)] = true
@@ -135,6 +141,33 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
+// Networks of up to joinAtOnce nodes boot at once: every node dials its
+// four bootstrap peers in the same instant, the cold boot of the
+// GossipSub evaluation. Larger ones join joinWave nodes at a time,
+// joinGap apart. Each joining node's first DHT refresh connects it to
+// about 200 others (up to k=20 peers asked per bucket, nine or ten
+// buckets), so in a cold boot of 500 every node holds a few hundred
+// connections for its first seconds; the CPU of the whole simulation,
+// on two cores, grows with nodes × connections (docs/benchmarks.md). In
+// waves, a node's degree stays near the settled one: what joins per wave
+// adds about a tenth of that, and the connection manager trims it within
+// 15 s.
+const (
+	joinAtOnce = 200
+	joinWave   = 50
+	joinGap    = 10 * time.Second
+)
+
+// gossipRounds is how many messages each publisher sends (one every 2 s)
+// in a network of n nodes: ten up to 200 nodes, four above, where the
+// deliveries (publishers × rounds × receivers) grow with n².
+func gossipRounds(n int) int {
+	if n > 200 {
+		return 4
+	}
+	return 10
+}
+
 // scaleResult is one network size's figures.
 type scaleResult struct {
 	nodes                    int
@@ -159,7 +192,8 @@ type scaleResult struct {
 // simulated network with 100 ms RTT and 50 Mbit/s links, in virtual time,
 // and reports (docs/benchmarks.md):
 //   - memory and goroutines per node;
-//   - gossip: one node in ten publishes a 2 KiB message every 2 s for 20 s;
+//   - gossip: one node in ten publishes a 2 KiB message every 2 s
+//     (gossipRounds of them);
 //     delivery ratio and latency p50/p99 from publish to each receiver;
 //   - DHT: time (and peers asked) to resolve a DID binding;
 //   - ledger: time until every node has the same state hash after
@@ -203,7 +237,18 @@ func simScale(t *testing.T, n int) (res scaleResult) {
 		defer func() { require.NoError(t, nw.Stop()) }()
 		progress("started")
 		stopDegrees := degrees(nw)
-		connectRandomly(t, nw, 4, r)
+		// Past joinAtOnce nodes, the network boots in waves (see
+		// joinWave): a whole network of them booting in the same second
+		// costs this machine more than it has.
+		if n <= joinAtOnce {
+			connectRandomly(t, nw, 4, r)
+		} else {
+			for from := 0; from < n; from += joinWave {
+				connectRange(t, nw, from, min(from+joinWave, n), 4, r)
+				progress(fmt.Sprintf("joined-%d", min(from+joinWave, n)))
+				time.Sleep(joinGap)
+			}
+		}
 		progress("connected")
 		// Let identify, the DHT's first rounds and GossipSub settle, and
 		// the connection manager trim (it looks every 10 s).
@@ -219,7 +264,7 @@ func simScale(t *testing.T, n int) (res scaleResult) {
 		res.goroutinesPerNode = float64(runtime.NumGoroutine()-g0) / float64(n)
 		res.rssPerNode = (rssMiB(t) - rss0) / float64(n)
 
-		gossipRound(t, nw, r, &res)
+		gossipRound(t, nw, r, &res, progress)
 		progress("gossip")
 		dhtRound(t, nw, r, &res)
 		progress("dht")
@@ -256,7 +301,7 @@ func rssMiB(t *testing.T) float64 {
 
 const benchTopic = "bench"
 
-func gossipRound(t *testing.T, nw *Network, r *rand.Rand, res *scaleResult) {
+func gossipRound(t *testing.T, nw *Network, r *rand.Rand, res *scaleResult, progress func(string)) {
 	n := len(nw.Nodes)
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -287,7 +332,7 @@ func gossipRound(t *testing.T, nw *Network, r *rand.Rand, res *scaleResult) {
 	for i := 0; i < n; i += 10 {
 		pubs = append(pubs, i)
 	}
-	const rounds, every = 10, 2 * time.Second
+	rounds, every := gossipRounds(n), 2*time.Second
 	var pwg sync.WaitGroup
 	for _, p := range pubs {
 		pwg.Add(1)
@@ -307,6 +352,7 @@ func gossipRound(t *testing.T, nw *Network, r *rand.Rand, res *scaleResult) {
 		}()
 	}
 	pwg.Wait()
+	progress("published")
 	res.published = len(pubs) * rounds
 	res.expected = res.published * (n - 1)
 	// Give the last messages (and any fetched by announce) time to land.
