@@ -38,6 +38,10 @@ func gossipConfig(cfg config.Config, checkEntry gossip.PayloadCheck) gossip.Conf
 		RateBurst:        cfg.RateLimiting.Burst,
 		Types: map[string]gossip.PayloadCheck{LedgerEntryType: checkEntry, LedgerStateType: checkStatePayload,
 			TrustAttestationType: checkAttestation},
+		// A state announcement is for the announcer's neighbours: one that
+		// differs pulls from it. Flooded, every node would receive every
+		// node's, a load that grows with the network (docs/ledger.md).
+		DirectTypes: []string{LedgerStateType},
 	}
 }
 

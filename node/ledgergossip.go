@@ -75,8 +75,10 @@ func CanonicalTopic(topic string) string {
 }
 
 // LedgerStateTopic carries state-hash announcements; every node joins it,
-// so even a node that knows no currency yet learns that it lags. "*" can
-// never be a currency symbol.
+// so even a node that knows no currency yet learns that it lags. They are
+// a direct type: each goes to the announcer's neighbours only, so a node
+// hears from its own peers, not from the whole network. "*" can never be
+// a currency symbol.
 const LedgerStateTopic = "ledger:*"
 
 // ledgerGossip pushes the node's own entries on their currency topics and

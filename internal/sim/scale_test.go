@@ -145,13 +145,11 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // four bootstrap peers in the same instant, the cold boot of the
 // GossipSub evaluation. Larger ones join joinWave nodes at a time,
 // joinGap apart. Each joining node's first DHT refresh connects it to
-// about 200 others (up to k=20 peers asked per bucket, nine or ten
-// buckets), so in a cold boot of 500 every node holds a few hundred
-// connections for its first seconds; the CPU of the whole simulation,
-// on two cores, grows with nodes × connections (docs/benchmarks.md). In
-// waves, a node's degree stays near the settled one: what joins per wave
-// adds about a tenth of that, and the connection manager trims it within
-// 15 s.
+// much of a network of a few hundred (in a cold boot of 200, 141 peers a
+// node on average at the peak, 163 at most), and the CPU of the whole
+// simulation, on two cores, grows with nodes × connections
+// (docs/benchmarks.md). In waves, what is already running sees only the
+// joiners' refreshes, and the connection manager trims them within 15 s.
 const (
 	joinAtOnce = 200
 	joinWave   = 50
@@ -264,10 +262,16 @@ func simScale(t *testing.T, n int) (res scaleResult) {
 		res.goroutinesPerNode = float64(runtime.NumGoroutine()-g0) / float64(n)
 		res.rssPerNode = (rssMiB(t) - rss0) / float64(n)
 
+		t.Logf("SIMPHASE nodes=%d settled: heap_per_node_mib=%.2f goroutines_per_node=%.0f rss_per_node_mib=%.2f degree=%.1f",
+			n, res.heapPerNode, res.goroutinesPerNode, res.rssPerNode, res.degree)
 		gossipRound(t, nw, r, &res, progress)
 		progress("gossip")
+		t.Logf("SIMPHASE nodes=%d gossip: published=%d delivery=%.4f p50=%s p99=%s", n, res.published,
+			float64(res.got)/float64(res.expected), res.p50, res.p99)
 		dhtRound(t, nw, r, &res)
 		progress("dht")
+		t.Logf("SIMPHASE nodes=%d dht: lookups=%d found=%d p50=%s p99=%s peers_asked=%.1f", n, res.dhtLookups, res.dhtFound,
+			res.dhtP50, res.dhtP99, res.dhtQueried)
 		ledgerRound(t, nw, r, &res)
 		progress("ledger")
 		res.peakDegree, res.peakMaxDegree = stopDegrees()

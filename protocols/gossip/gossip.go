@@ -108,6 +108,15 @@ type Config struct {
 	// Types are payload types accepted besides the built-in ones, with
 	// their checks (for example the ledger's entries).
 	Types map[string]PayloadCheck
+	// DirectTypes are payload types (among Types) meant for the
+	// publisher's direct peers only, such as announcements of a node's
+	// own state. A receiver delivers one only when its publisher handed
+	// it over, and GossipSub forwards it no further (the validator
+	// delivers it and then ignores it), so each costs its publisher's
+	// degree in messages instead of the whole network's size. A copy
+	// relayed by a node that forwards them anyway (an older version) is
+	// dropped as relayed_announce.
+	DirectTypes []string
 	// DuplicateGrace is how long after its first arrival the same envelope
 	// may arrive again by another path without being called a replay.
 	DuplicateGrace time.Duration
@@ -221,6 +230,8 @@ type Message struct {
 	Trace trace.SpanContext
 	// sigChecked: the envelope's own signature was verified (see admit).
 	sigChecked bool
+	// direct: one of Config.DirectTypes, delivered by the validator.
+	direct bool
 	// remote is the trace context the message arrived with; envLen is the
 	// envelope's length in the GossipSub data (the rest is the extension
 	// block). Both are set where the data is split: the validator, send.
@@ -255,6 +266,7 @@ type Service struct {
 	log      *slog.Logger
 	appScore func(peer.ID) float64
 	types    types
+	direct   map[string]bool // Config.DirectTypes
 	keys     *keyCache
 
 	mesh    *meshTracer
@@ -311,6 +323,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
+	direct := map[string]bool{}
+	for _, t := range cfg.DirectTypes {
+		if _, ok := cfg.Types[t]; !ok {
+			return nil, fmt.Errorf("gossip: direct type %q is not one of Types", t)
+		}
+		direct[t] = true
+	}
 	log := deps.Log
 	if log == nil {
 		log = slog.Default()
@@ -326,6 +345,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, h: deps.Host, id: deps.Identity, bindings: deps.Bindings, mem: mem, m: deps.Metrics, log: log,
 		appScore:      deps.AppScore,
 		types:         tys,
+		direct:        direct,
 		keys:          newKeyCache(),
 		limiter:       newTieredLimiter(cfg.RateLimit, cfg.RateBurst, deps.Tier),
 		allowAuthor:   deps.AllowAuthor,
@@ -746,7 +766,16 @@ func msgAttrs(tp *topic, msg *Message) []attribute.KeyValue {
 // deliver records an accepted envelope in the topic's state and hands it to
 // every local subscriber without ever blocking: a subscriber whose buffer is
 // full misses it (counted as slow_subscriber).
+//
+// A direct message (Config.DirectTypes) is only handed to subscribers: it
+// is an announcement for this node, not content a State keeps and serves,
+// and it is delivered from a validator, concurrently with the pump.
 func (s *Service) deliver(tp *topic, msg *Message, raw []byte) {
+	if msg.direct {
+		s.m.entries.Inc()
+		s.fanOut(tp, msg)
+		return
+	}
 	if tp.stateful && !msg.sigChecked {
 		// A registered State (the ledger) keeps envelopes that others will
 		// verify on their own: check the envelope's signature first.
@@ -762,6 +791,11 @@ func (s *Service) deliver(tp *topic, msg *Message, raw []byte) {
 	if msg.Fetched {
 		s.m.fetched.Inc()
 	}
+	s.fanOut(tp, msg)
+}
+
+// fanOut hands msg to every local subscriber without blocking.
+func (s *Service) fanOut(tp *topic, msg *Message) {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	for sub := range tp.subs {
@@ -1043,12 +1077,25 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 		}
 		span := s.validateSpan(tp, remote, src)
 		msg, res := s.admit(tp, env, pm.GetFrom(), src, false, now)
+		result := resultName(res)
 		if res == pubsub.ValidationAccept {
 			msg.remote, msg.envLen = remote, len(env)
 			pm.ValidatorData = msg
+			if s.direct[msg.Type] {
+				// Delivered here, then ignored: GossipSub forwards only
+				// what its validators accept.
+				res, result = pubsub.ValidationIgnore, "direct"
+				if msg.From == src {
+					msg.direct = true
+					s.deliverTraced(tp, msg, pm.Data)
+				} else {
+					s.m.drop(DropRelayedAnnounce)
+					result = "ignore"
+				}
+			}
 		}
 		if span != nil {
-			span.SetAttributes(attribute.String("icn.gossip.result", resultName(res)))
+			span.SetAttributes(attribute.String("icn.gossip.result", result))
 			span.End()
 		}
 		return res
