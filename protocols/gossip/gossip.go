@@ -110,12 +110,12 @@ type Config struct {
 	Types map[string]PayloadCheck
 	// DirectTypes are payload types (among Types) meant for the
 	// publisher's direct peers only, such as announcements of a node's
-	// own state. A receiver delivers one only when its publisher handed
-	// it over, and GossipSub forwards it no further (the validator
-	// delivers it and then ignores it), so each costs its publisher's
-	// degree in messages instead of the whole network's size. A copy
-	// relayed by a node that forwards them anyway (an older version) is
-	// dropped as relayed_announce.
+	// own state. A receiver accepts one only from its publisher (which
+	// earns the publisher GossipSub's first-delivery credit) and ignores
+	// the copies its neighbours forward, counted as relayed_announce; it
+	// neither keeps one to serve nor takes one by request. So a message
+	// reaches the publisher's neighbours and theirs, and travels no
+	// further: its cost grows with degrees, not with the network's size.
 	DirectTypes []string
 	// DuplicateGrace is how long after its first arrival the same envelope
 	// may arrive again by another path without being called a replay.
@@ -230,8 +230,6 @@ type Message struct {
 	Trace trace.SpanContext
 	// sigChecked: the envelope's own signature was verified (see admit).
 	sigChecked bool
-	// direct: one of Config.DirectTypes, delivered by the validator.
-	direct bool
 	// remote is the trace context the message arrived with; envLen is the
 	// envelope's length in the GossipSub data (the rest is the extension
 	// block). Both are set where the data is split: the validator, send.
@@ -768,10 +766,9 @@ func msgAttrs(tp *topic, msg *Message) []attribute.KeyValue {
 // full misses it (counted as slow_subscriber).
 //
 // A direct message (Config.DirectTypes) is only handed to subscribers: it
-// is an announcement for this node, not content a State keeps and serves,
-// and it is delivered from a validator, concurrently with the pump.
+// is an announcement for this node, not content a State keeps and serves.
 func (s *Service) deliver(tp *topic, msg *Message, raw []byte) {
-	if msg.direct {
+	if s.direct[msg.Type] {
 		s.m.entries.Inc()
 		s.fanOut(tp, msg)
 		return
@@ -1077,25 +1074,12 @@ func (s *Service) validator(tp *topic) pubsub.ValidatorEx {
 		}
 		span := s.validateSpan(tp, remote, src)
 		msg, res := s.admit(tp, env, pm.GetFrom(), src, false, now)
-		result := resultName(res)
 		if res == pubsub.ValidationAccept {
 			msg.remote, msg.envLen = remote, len(env)
 			pm.ValidatorData = msg
-			if s.direct[msg.Type] {
-				// Delivered here, then ignored: GossipSub forwards only
-				// what its validators accept.
-				res, result = pubsub.ValidationIgnore, "direct"
-				if msg.From == src {
-					msg.direct = true
-					s.deliverTraced(tp, msg, pm.Data)
-				} else {
-					s.m.drop(DropRelayedAnnounce)
-					result = "ignore"
-				}
-			}
 		}
 		if span != nil {
-			span.SetAttributes(attribute.String("icn.gossip.result", result))
+			span.SetAttributes(attribute.String("icn.gossip.result", resultName(res)))
 			span.End()
 		}
 		return res
@@ -1188,6 +1172,10 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 	}
 	if s.allowAuthor != nil && !s.allowAuthor(env.Author) {
 		return ignore(ReasonUntrusted)
+	}
+	if s.direct[env.Type] && (fetched || from != via) {
+		s.m.drop(DropRelayedAnnounce)
+		return nil, pubsub.ValidationIgnore
 	}
 	if env.Type == TypeAnnounce {
 		if fetched {
