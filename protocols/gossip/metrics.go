@@ -45,7 +45,7 @@ const (
 	DropValidationQueue = "validation_queue" // GossipSub's validation queue was full
 	DropThrottled       = "throttled"        // the topic's validator concurrency was exhausted
 	DropOutboundQueue   = "outbound_queue"   // a peer's outbound queue was full
-	DropRelayedAnnounce = "relayed_announce" // an announce not from the announcer itself (announces travel one hop)
+	DropRelayedAnnounce = "relayed_announce" // an announce, or a direct type, not from its publisher (they travel one hop)
 )
 
 // Metrics are the icn_gossip_* series. Create them once per node (they must
