@@ -157,10 +157,10 @@ const (
 )
 
 // gossipRounds is how many messages each publisher sends (one every 2 s)
-// in a network of n nodes: ten up to 200 nodes, four above, where the
-// deliveries (publishers × rounds × receivers) grow with n².
+// in a network of n nodes: ten up to joinAtOnce nodes, four above, where
+// the deliveries (publishers × rounds × receivers) grow with n².
 func gossipRounds(n int) int {
-	if n > 200 {
+	if n > joinAtOnce {
 		return 4
 	}
 	return 10

@@ -1173,18 +1173,15 @@ func (s *Service) admit(tp *topic, raw []byte, from, via peer.ID, fetched bool, 
 	if s.allowAuthor != nil && !s.allowAuthor(env.Author) {
 		return ignore(ReasonUntrusted)
 	}
-	if s.direct[env.Type] && (fetched || from != via) {
+	if env.Type == TypeAnnounce && fetched {
+		return reject(ReasonBadPayload) // announces are never served by request
+	}
+	// Announces and direct types travel one hop: only from their publisher.
+	if (env.Type == TypeAnnounce || s.direct[env.Type]) && (fetched || from != via) {
 		s.m.drop(DropRelayedAnnounce)
 		return nil, pubsub.ValidationIgnore
 	}
 	if env.Type == TypeAnnounce {
-		if fetched {
-			return reject(ReasonBadPayload) // announces are never served by request
-		}
-		if from != via {
-			s.m.drop(DropRelayedAnnounce)
-			return nil, pubsub.ValidationIgnore
-		}
 		if speaks, known := s.speaksFor(from, env.Author); !speaks {
 			if known {
 				return reject(ReasonBindingMismatch)

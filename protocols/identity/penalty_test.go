@@ -6,13 +6,12 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/intercooperative/icn/protocols/internal/penaltytest"
-
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/protocols/internal/penaltytest"
 )
 
 // charges records what a Penalizer was told.

@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intercooperative/icn/protocols/internal/penaltytest"
-
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intercooperative/icn/internal/ledgertest"
+	"github.com/intercooperative/icn/protocols/internal/penaltytest"
 )
 
 // charges records what a Penalizer was told.

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intercooperative/icn/protocols/internal/penaltytest"
-
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -22,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intercooperative/icn/did"
+	"github.com/intercooperative/icn/protocols/internal/penaltytest"
 	"github.com/intercooperative/icn/trust"
 )
 
